@@ -1,0 +1,108 @@
+"""The only save/load path for models: atomic writes, ``weights_only``-safe loading.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (so
+``torch.load(weights_only=True)`` accepts it) holding the weights, the optimizer state, the number
+of finished epochs, the resolved config and the model spec needed to rebuild the network.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .model import ModelSpec, StyleMemoryNet
+
+FORMAT = "robustgen-checkpoint"
+VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or not a robustgen checkpoint."""
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: StyleMemoryNet, epoch: int, config: dict,
+                    dataset: dict, optimizer: torch.optim.Optimizer | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a checkpoint atomically: to a temporary file in the same folder, then rename."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "epoch": int(epoch),
+        "model_spec": model.spec.to_dict(),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state": _portable_optimizer_state(optimizer) if optimizer is not None else None,
+        "config": config,
+        "dataset": dataset,
+        "extra": extra or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
+    """Optimizer state on the CPU with plain-float hyper-parameters (CUDA-graph runs use tensor lr)."""
+    sd = optimizer.state_dict()
+    groups = [{k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    state = {i: {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
+             for i, s in sd["state"].items()}
+    return {"state": state, "param_groups": groups}
+
+
+def resolve_checkpoint(path_or_run: str | os.PathLike) -> Path:
+    """A checkpoint file, or the checkpoint inside a run folder."""
+    p = Path(path_or_run).expanduser()
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise CheckpointError(f"no checkpoint at {p}; pass a run folder made by `robustgen train` or a checkpoint.pt file")
+    return p
+
+
+def load_checkpoint(path_or_run: str | os.PathLike) -> dict:
+    """Load and check a checkpoint dict (on the CPU, with ``weights_only=True``)."""
+    p = resolve_checkpoint(path_or_run)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {e}. The file is corrupt or "
+                              "not a robustgen checkpoint") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a robustgen checkpoint")
+    if ckpt.get("version", 0) > VERSION:
+        raise CheckpointError(f"{p} was written by a newer robustgen (format {ckpt['version']}); upgrade robustgen")
+    ckpt["path"] = str(p)
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> StyleMemoryNet:
+    model = StyleMemoryNet(ModelSpec.from_dict(ckpt["model_spec"]))
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{ckpt.get('path', 'checkpoint')}: weights do not match the stored model spec ({e})") from None
+    model.meta = {"dataset": ckpt["dataset"], "config": ckpt["config"], "epoch": ckpt["epoch"],
+                  "path": ckpt.get("path")}
+    return model.to(device).eval()
+
+
+def load_model(path_or_run: str | os.PathLike, device: str | torch.device = "cpu") -> StyleMemoryNet:
+    """Rebuild a trained :class:`StyleMemoryNet` from a run folder or checkpoint file (eval mode).
+
+    ``model.meta`` holds the dataset record (name, class names), the training config and epoch.
+    """
+    return model_from_checkpoint(load_checkpoint(path_or_run), device)

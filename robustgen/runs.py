@@ -1,0 +1,138 @@
+"""Run folders, devices, seeds and provenance.
+
+Each training run gets a fresh folder ``<runs_dir>/<YYYYmmdd-HHMMSS>-<name>/`` that is never
+reused: it holds ``config.toml``, ``environment.json``, ``metrics.csv`` and ``checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CHECKPOINT_NAME
+
+
+class RunError(RuntimeError):
+    """A run folder cannot be created or found."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available; asking for CUDA without one is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but this machine has no usable CUDA device; use --device cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's CPU and CUDA generators (the only RNGs the toolkit uses)."""
+    torch.manual_seed(seed)
+
+
+def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
+    """Make a new, empty run folder; an existing folder is never reused."""
+    root = Path(runs_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "run"
+    for i in range(1000):
+        path = root / (f"{stamp}-{safe}" if i == 0 else f"{stamp}-{safe}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"could not create a new run folder under {root}")
+
+
+def latest_run(runs_dir: str | os.PathLike = "runs") -> Path:
+    """The newest run folder holding a checkpoint (folder names start with a timestamp)."""
+    root = Path(runs_dir).expanduser()
+    runs = sorted(p for p in root.glob("*") if (p / CHECKPOINT_NAME).is_file()) if root.is_dir() else []
+    if not runs:
+        raise RunError(f"no trained run found under {root.resolve()}; run `robustgen train` first "
+                       "or pass --checkpoint RUN")
+    return runs[-1]
+
+
+def _git_commit() -> dict:
+    src = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return {}
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=5)
+        return {"git_commit": sha.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
+def environment_record(device: torch.device) -> dict:
+    """Versions, device and source revision: enough to tell how a result was produced."""
+    versions = {}
+    for pkg in ("robustgen", "torch", "torchvision", "torchattacks", "numpy", "scikit-learn"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    record = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "command": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    record.update(_git_commit())
+    return record
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+class MetricsLog:
+    """``metrics.csv``: one row per epoch, appended (so a resumed run continues the same file)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def append(self, row: dict) -> None:
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def truncate_after(self, epoch: int) -> None:
+        """Drop rows of epochs after ``epoch`` (written after the last checkpoint of a crashed run)."""
+        if not self.path.exists():
+            return
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if int(r["epoch"]) <= epoch]
+        if len(keep) != len(rows):
+            with self.path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(keep)

@@ -1,0 +1,187 @@
+"""Training: learning-rate schedule, evaluation, ``fit`` and the run that ``robustgen train`` does.
+
+``train_run(cfg)`` makes a run folder, trains, and after every epoch appends a row to
+``metrics.csv`` and atomically rewrites ``checkpoint.pt``; ``train_run(resume=RUN)`` continues an
+interrupted run from its last checkpoint, in the same folder.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt_io
+from .config import Config, config_from_dict, to_toml, validate
+from .data import dataset_info, load_dataset
+from .model import ModelSpec, StyleMemoryNet, recon_error
+from .runs import MetricsLog, create_run_dir, environment_record, resolve_device, seed_everything, write_json
+from .steps import EagerStep, GraphStep, load_optimizer_state, make_optimizer
+
+
+def lr_schedule(kind: str, peak: float, total_steps: int, warmup_frac: float = 0.0) -> Callable[[int], float]:
+    """Learning rate at global step t: constant, cosine decay to 0, or one-cycle (linear warm-up
+    from peak/25 over ``warmup_frac`` of the steps, then cosine decay to 0)."""
+    warm = int(round(warmup_frac * total_steps)) if kind == "onecycle" else 0
+
+    def at(t: int) -> float:
+        if kind == "constant":
+            return peak
+        if t < warm:
+            return peak * (0.04 + 0.96 * t / warm)
+        progress = (t - warm) / max(1, total_steps - warm)
+        return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return at
+
+
+@torch.no_grad()
+def evaluate(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict:
+    """Accuracy and mean L2 reconstruction error under the predicted softmax (what the network is
+    trained with), the predicted one-hot label, and the true label (label-corrected)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = torch.zeros((), device=device)
+    sums = torch.zeros(3, device=device)
+    for i in range(0, x.shape[0], batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        logits, style = model.encode(xb)
+        pred = logits.argmax(dim=1)
+        correct += (pred == yb).sum()
+        vectors = [logits.softmax(dim=1), F.one_hot(pred, model.num_classes).float(),
+                   F.one_hot(yb, model.num_classes).float()]
+        sums += torch.stack([recon_error(xb, model.decode(v, style)).sum() for v in vectors])
+    model.train(was_training)
+    n = max(1, x.shape[0])
+    rp, ro, rt = (sums / n).tolist()
+    return {"n": int(x.shape[0]), "accuracy": correct.item() / n,
+            "recon_pred_softmax": rp, "recon_pred_onehot": ro, "recon_true": rt}
+
+
+def build_model(cfg: Config, num_classes: int) -> StyleMemoryNet:
+    m = cfg.model
+    return StyleMemoryNet(ModelSpec(num_classes=num_classes, style_dim=m.style_dim, channels=tuple(m.channels),
+                                    kernel_size=m.kernel_size, hidden=tuple(m.hidden)))
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch  # each epoch's permutation and noise depend only on (seed, epoch)
+
+
+def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, train_xy, val_xy, *,
+        start_epoch: int = 0, on_epoch_end: Callable[[dict], None] | None = None,
+        progress: bool = False) -> list[dict]:
+    """Train from ``start_epoch`` to ``cfg.train.epochs``; return one stats dict per epoch run.
+
+    ``train_xy``/``val_xy`` are (x, y) tensors already on the model's device. With ``progress``
+    a tqdm bar per epoch shows the step count, then loss and validation accuracy.
+    """
+    t = cfg.train
+    x, y = train_xy
+    device = x.device
+    steps = x.shape[0] // t.batch_size  # full batches only: a CUDA graph needs static shapes
+    if steps == 0:
+        raise ValueError(f"the training set ({x.shape[0]} images) is smaller than one batch ({t.batch_size})")
+    schedule = lr_schedule(t.lr_schedule, t.lr, steps * t.epochs, t.warmup_frac)
+    use_graph = device.type == "cuda" and t.cuda_graph
+    runner_cls = GraphStep if use_graph else EagerStep
+    runner = runner_cls(model, optimizer, x, y, batch_size=t.batch_size, alpha=t.alpha,
+                        noise_std=t.noise_std, shift=t.shift)
+    history = []
+    for epoch in range(start_epoch, t.epochs):
+        seed = _epoch_seed(t.seed, epoch)
+        cpu_gen = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(x.shape[0], generator=cpu_gen).to(device)
+        if device.type == "cuda":
+            torch.cuda.manual_seed(seed)  # noise and shifts use the default CUDA generator
+        noise_gen = cpu_gen if device.type == "cpu" else None
+        lrs = [schedule(epoch * steps + i) for i in range(steps)]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step", leave=True)
+        start = time.perf_counter()
+        sums = runner.run_epoch(perm, lrs, noise_gen, on_step=bar.update if bar else None)
+        ce, rec = (sums / steps).tolist()  # the epoch's one host sync
+        seconds = time.perf_counter() - start
+        val = evaluate(model, *val_xy, batch_size=t.eval_batch_size)
+        stats = {"epoch": epoch + 1, "loss": ce + t.alpha * rec, "ce": ce, "recon": rec,
+                 "val_accuracy": val["accuracy"], "val_recon": val["recon_pred_softmax"],
+                 "lr_end": lrs[-1], "epoch_seconds": seconds}
+        if bar:
+            bar.set_postfix(loss=f"{stats['loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
+            bar.close()
+        history.append(stats)
+        if on_epoch_end:
+            on_epoch_end(stats)
+    return history
+
+
+def _load_split(cfg: Config, split: str, device: torch.device, limit: int | None = None):
+    d = cfg.data
+    x, y = load_dataset(d.dataset, split, d.data_dir, val_size=d.val_size, limit=limit, download=d.download)
+    return x.to(device), y.to(device)
+
+
+def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, progress: bool = False,
+              epochs: int | None = None, device: str | None = None) -> Path:
+    """Train a new run from ``cfg`` (or continue ``resume``); return the run folder.
+
+    When resuming, ``epochs`` may extend the run beyond its configured length.
+    """
+    if resume is not None:
+        state = ckpt_io.load_checkpoint(resume)
+        run_dir = Path(state["path"]).parent
+        cfg = config_from_dict(state["config"])
+        if epochs is not None:
+            cfg.train.epochs = epochs
+        if device is not None:
+            cfg.train.device = device
+        validate(cfg)
+        start_epoch = state["epoch"]
+        if start_epoch >= cfg.train.epochs:
+            raise ValueError(f"{run_dir} already finished its {cfg.train.epochs} epochs; pass --epochs N "
+                             "with a larger N to train it further")
+    else:
+        assert cfg is not None, "train_run needs a config or a run to resume"
+        state, start_epoch = None, 0
+    dev = resolve_device(cfg.train.device)
+    seed_everything(cfg.train.seed)
+    info = dataset_info(cfg.data.dataset, cfg.data.data_dir, cfg.data.download)
+    train_xy = _load_split(cfg, "train", dev, cfg.data.limit_train)
+    val_xy = _load_split(cfg, "val", dev)
+    model = build_model(cfg, info.num_classes).to(dev)
+    use_graph = dev.type == "cuda" and cfg.train.cuda_graph
+    optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay, dev, use_graph)
+
+    if state is not None:
+        if state["model_spec"]["num_classes"] != info.num_classes:
+            raise ValueError(f"{resume} was trained with {state['model_spec']['num_classes']} classes but "
+                             f"{cfg.data.dataset} has {info.num_classes}")
+        model.load_state_dict(state["model_state"])
+        if state["optimizer_state"] is not None:
+            load_optimizer_state(optimizer, state["optimizer_state"])
+        (run_dir / "config.toml").write_text(to_toml(cfg))
+        MetricsLog(run_dir / "metrics.csv").truncate_after(start_epoch)
+    else:
+        run_dir = create_run_dir(cfg.runs_dir, cfg.name)
+        (run_dir / "config.toml").write_text(to_toml(cfg))
+    write_json(run_dir / ("environment.json" if state is None else f"environment-resume-{start_epoch}.json"),
+               environment_record(dev))
+    metrics = MetricsLog(run_dir / "metrics.csv")
+    dataset = {"name": info.name, "num_classes": info.num_classes, "class_names": list(info.class_names)}
+
+    def save(stats: dict) -> None:
+        metrics.append(stats)
+        ckpt_io.save_checkpoint(run_dir / ckpt_io.CHECKPOINT_NAME, model=model, optimizer=optimizer,
+                                epoch=stats["epoch"], config=cfg.to_dict(), dataset=dataset,
+                                extra={"val_accuracy": stats["val_accuracy"]})
+
+    fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch, on_epoch_end=save, progress=progress)
+    return run_dir

@@ -1,0 +1,46 @@
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robustgen.config import load_config
+from robustgen.data import load_dataset
+from robustgen.train import build_model, fit
+
+torch.set_num_threads(2)
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    """Write a uint8 array as an IDX file (the format of MNIST/EMNIST)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    raw = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    raw += array.tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_small():
+    """2,000 real MNIST training images and 1,000 validation images."""
+    x, y = load_dataset("mnist", "train", limit=2000)
+    xv, yv = load_dataset("mnist", "val", limit=1000)
+    return (x, y), (xv, yv)
+
+
+def tiny_config(**train):
+    cfg = load_config("smoke", [f"train.{k}={v}" for k, v in train.items()])
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def trained_model(mnist_small):
+    """A small style-memory net trained for a few epochs on 2,000 MNIST images (a few seconds)."""
+    torch.manual_seed(0)
+    cfg = tiny_config(epochs=4, lr=2e-3)
+    model = build_model(cfg, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    fit(model, opt, cfg, *mnist_small)
+    return model.eval()

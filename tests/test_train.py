@@ -1,0 +1,104 @@
+import csv
+
+import pytest
+import torch
+
+from robustgen.checkpoint import CheckpointError, load_checkpoint, load_model
+from robustgen.config import load_config
+from robustgen.steps import corrupt, random_shift
+from robustgen.train import build_model, evaluate, fit, lr_schedule, train_run
+from conftest import tiny_config
+
+
+def test_loss_decreases_on_real_mnist(mnist_small):
+    torch.manual_seed(0)
+    cfg = tiny_config(epochs=3, lr=2e-3)
+    model = build_model(cfg, 10)
+    before = evaluate(model, *mnist_small[1])
+    history = fit(model, torch.optim.Adam(model.parameters(), lr=2e-3), cfg, *mnist_small)
+    after = evaluate(model, *mnist_small[1])
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["loss"] < 0.6 * history[0]["loss"]
+    assert after["accuracy"] > 0.85 > before["accuracy"]
+    assert after["recon_pred_softmax"] < before["recon_pred_softmax"]
+
+
+def test_trained_model_reconstructs_better_under_true_label(trained_model, mnist_small):
+    r = evaluate(trained_model, *mnist_small[1])
+    # on mostly-correct data, predicted and true one-hot reconstructions nearly coincide
+    assert r["accuracy"] > 0.9
+    assert abs(r["recon_pred_onehot"] - r["recon_true"]) < 0.1 * r["recon_true"]
+
+
+def test_random_shift_moves_pixels_and_keeps_mass():
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, 0, 10:18, 10:18] = 1.0  # a square well inside the frame
+    g = torch.Generator().manual_seed(0)
+    out = random_shift(x, 2, g)
+    assert torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing falls off the frame
+    moved = (out != x).flatten(1).any(1)
+    assert 0 < moved.sum() < 64  # some moved, (0, 0) offsets stayed
+    rows = out[:, 0].sum(2).nonzero()[:, 1].view(64, 8)[:, 0]
+    assert set(rows.tolist()) <= set(range(8, 13))
+    assert torch.equal(corrupt(x, 0.0, 0)[1], x)
+
+
+def test_schedules():
+    one = lr_schedule("onecycle", 1.0, 100, 0.1)
+    assert one(0) == pytest.approx(0.04) and one(10) == pytest.approx(1.0) and one(100) == pytest.approx(0.0)
+    assert one(5) < one(10) and one(50) > one(90)
+    assert lr_schedule("constant", 0.5, 100)(77) == 0.5
+    assert lr_schedule("cosine", 1.0, 100)(50) == pytest.approx(0.5)
+
+
+def _run_cfg(tmp_path, epochs):
+    return load_config("smoke", [f"runs_dir=\"{tmp_path}\"", f"train.epochs={epochs}", "data.limit_train=1024",
+                                 "data.val_size=500", "train.batch_size=128", "train.shift=1"])
+
+
+def test_checkpoint_roundtrip_gives_identical_outputs(tmp_path):
+    run = train_run(_run_cfg(tmp_path / "a", 1))
+    ckpt = load_checkpoint(run)
+    assert ckpt["epoch"] == 1 and ckpt["dataset"]["class_names"][3] == "3"
+    model = load_model(run)
+    again = load_model(run / "checkpoint.pt")
+    x = torch.rand(4, 1, 28, 28)
+    assert not model.training
+    assert torch.equal(model.reconstruct(x), again.reconstruct(x))
+    reference = build_model(_run_cfg(tmp_path, 1), 10)
+    reference.load_state_dict(ckpt["model_state"])
+    assert torch.equal(reference.eval()(x), model(x))
+    assert (run / "config.toml").is_file() and (run / "environment.json").is_file()
+    assert not list(run.glob(".*tmp"))  # atomic write left no temporary file
+
+
+def test_resume_continues_from_the_right_epoch(tmp_path):
+    straight = train_run(_run_cfg(tmp_path / "straight", 3))
+    first = train_run(_run_cfg(tmp_path / "resumed", 2))  # stands in for a run killed after epoch 2
+    resumed = train_run(resume=first, epochs=3)
+    assert resumed == first
+    rows = list(csv.DictReader((first / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert b["epoch"] == 3
+    for k in a["model_state"]:
+        assert torch.allclose(a["model_state"][k], b["model_state"][k], atol=1e-6), k
+    with pytest.raises(ValueError, match="already finished its 3 epochs"):
+        train_run(resume=first)
+
+
+def test_runs_never_overwrite(tmp_path):
+    a = train_run(_run_cfg(tmp_path, 1))
+    b = train_run(_run_cfg(tmp_path, 1))
+    assert a != b and a.is_dir() and b.is_dir()
+
+
+def test_bad_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_model(tmp_path)
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt or not a robustgen checkpoint"):
+        load_model(tmp_path)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a robustgen checkpoint"):
+        load_model(tmp_path / "other.pt")
