@@ -3,12 +3,13 @@
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import Config, load_config
 from .data import dataset_info, load_dataset, read_idx
+from .detect import ReconstructionDetector
 from .model import ModelSpec, StyleMemoryNet, recon_error
 from .train import evaluate, fit, train_run
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "ModelSpec", "StyleMemoryNet", "dataset_info", "evaluate", "fit", "load_checkpoint",
+    "Config", "ModelSpec", "ReconstructionDetector", "StyleMemoryNet", "dataset_info", "evaluate", "fit", "load_checkpoint",
     "load_config", "load_dataset", "load_model", "read_idx", "recon_error", "save_checkpoint", "train_run",
 ]

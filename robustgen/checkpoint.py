@@ -24,22 +24,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or not a robustgen checkpoint."""
 
 
-def save_checkpoint(path: str | os.PathLike, *, model: StyleMemoryNet, epoch: int, config: dict,
-                    dataset: dict, optimizer: torch.optim.Optimizer | None = None,
-                    extra: dict | None = None) -> Path:
-    """Write a checkpoint atomically: to a temporary file in the same folder, then rename."""
-    path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "epoch": int(epoch),
+def model_payload(model: StyleMemoryNet) -> dict:
+    """Weights, spec and provenance of a model as plain, weights_only-loadable data."""
+    meta = getattr(model, "meta", {}) or {}
+    return {
         "model_spec": model.spec.to_dict(),
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer_state": _portable_optimizer_state(optimizer) if optimizer is not None else None,
-        "config": config,
-        "dataset": dataset,
-        "extra": extra or {},
+        "dataset": meta.get("dataset"),
+        "config": meta.get("config"),
+        "epoch": meta.get("epoch"),
     }
+
+
+def atomic_save(payload: dict, path: str | os.PathLike) -> Path:
+    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``:
+    a crash leaves either the old file or the new one, never a torn one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -52,6 +52,23 @@ def save_checkpoint(path: str | os.PathLike, *, model: StyleMemoryNet, epoch: in
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: StyleMemoryNet, epoch: int, config: dict,
+                    dataset: dict, optimizer: torch.optim.Optimizer | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a training checkpoint atomically."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        **model_payload(model),
+        "epoch": int(epoch),
+        "config": config,
+        "dataset": dataset,
+        "optimizer_state": _portable_optimizer_state(optimizer) if optimizer is not None else None,
+        "extra": extra or {},
+    }
+    return atomic_save(payload, path)
 
 
 def _portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
@@ -73,14 +90,22 @@ def resolve_checkpoint(path_or_run: str | os.PathLike) -> Path:
     return p
 
 
+def safe_load(path: str | os.PathLike):
+    """torch.load with ``weights_only=True`` on the CPU, with a clear error for a bad file."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"no file at {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise CheckpointError(f"cannot read {p}: {type(e).__name__}: {e}. The file is corrupt or "
+                              "not a robustgen checkpoint") from None
+
+
 def load_checkpoint(path_or_run: str | os.PathLike) -> dict:
     """Load and check a checkpoint dict (on the CPU, with ``weights_only=True``)."""
     p = resolve_checkpoint(path_or_run)
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt file
-        raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {e}. The file is corrupt or "
-                              "not a robustgen checkpoint") from None
+    ckpt = safe_load(p)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a robustgen checkpoint")
     if ckpt.get("version", 0) > VERSION:
@@ -95,7 +120,7 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> Sty
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as e:
         raise CheckpointError(f"{ckpt.get('path', 'checkpoint')}: weights do not match the stored model spec ({e})") from None
-    model.meta = {"dataset": ckpt["dataset"], "config": ckpt["config"], "epoch": ckpt["epoch"],
+    model.meta = {"dataset": ckpt.get("dataset"), "config": ckpt.get("config"), "epoch": ckpt.get("epoch"),
                   "path": ckpt.get("path")}
     return model.to(device).eval()
 

@@ -49,6 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_model_args(p)
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--out", help="folder for eval-<split>.json/.md (default: the run folder)")
+
+    p = sub.add_parser("attack", help="attack the network and report how well each detector score catches it")
+    _add_common_model_args(p)
+    p.add_argument("--method", default="pgd", help="comma-separated: fgsm, bim, pgd, adaptive-pgd (default: pgd)")
+    p.add_argument("--eps", default="0.1,0.2,0.3", help="comma-separated L-inf budgets in [0,1] units; "
+                   "'8/255' style accepted (default: 0.1,0.2,0.3)")
+    p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default)")
+    p.add_argument("--n", type=int, default=10000, help="attack the first N test images (default: 10000)")
+    p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate for the detector threshold (default: 0.05)")
+    p.add_argument("--steps", type=int, help="iterations of bim/pgd, and per search round of adaptive-pgd (default 40)")
+    p.add_argument("--step-size", type=float, help="step size in pixel units (default 0.01)")
+    p.add_argument("--search-steps", type=int, default=5, help="binary-search rounds of adaptive-pgd (default 5)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0, help="seed for random starts (default 0)")
+    p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -129,7 +145,78 @@ def _eval(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval}
+def _split_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"--{what} needs at least one value")
+    return items
+
+
+def _attack(args) -> int:
+    import time
+
+    import torch
+
+    from .attacks import ATTACKS, parse_eps
+    from .benchmark import run_benchmark
+    from .checkpoint import load_model
+    from .data import load_dataset
+    from .reports import write_detection_report
+    from .runs import resolve_device, seed_everything
+    from .scores import SCORES
+
+    methods = _split_list(args.method, "method")
+    for m in methods:
+        if m not in ATTACKS:
+            raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)}")
+    eps_list = [parse_eps(e) for e in _split_list(args.eps, "eps")]
+    scores = list(SCORES) if args.score == "all" else _split_list(args.score, "score")
+    for s in scores:
+        if s not in SCORES:
+            raise ValueError(f"unknown detector score {s!r}; use one of {', '.join(SCORES)} or 'all'")
+    if args.n < 1 or not 0 < args.fpr < 1:
+        raise ValueError("--n must be at least 1 and --fpr must lie strictly between 0 and 1")
+    device = resolve_device(args.device)
+    model_path = _model_path(args)
+    model = load_model(model_path, device)
+    run_dir = Path(model.meta["path"]).parent
+    out = Path(args.out) if args.out else run_dir / "attacks" / f"{time.strftime('%Y%m%d-%H%M%S')}-{'+'.join(methods)}"
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"output folder {out} is not empty; choose a new --out so no earlier report is overwritten")
+    data = model.meta["config"]["data"]
+    data_dir = args.data_dir or data["data_dir"]
+    x_val, _ = load_dataset(data["dataset"], "val", data_dir, val_size=data["val_size"])
+    x_test, y_test = load_dataset(data["dataset"], "test", data_dir, limit=args.n)
+    seed_everything(args.seed)
+    kwargs = {"steps": args.steps, "step_size": args.step_size, "search_steps": args.search_steps}
+    per_attack = len(x_test)
+    total = sum(per_attack * (len(scores) if m.startswith("adaptive") else 1) for m in methods) * len(eps_list)
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="img", desc="attacks")
+
+    def progress(label: str, k: int) -> None:
+        if bar:
+            bar.set_description(label)
+            bar.update(k)
+
+    with torch.inference_mode(False):
+        result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
+                               fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, on_attack=progress)
+    if bar:
+        bar.close()
+    meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "n": len(x_test),
+            "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
+            "seed": args.seed, "device": str(device), **{k: v for k, v in kwargs.items()}}
+    markdown = write_detection_report(result, out, meta)
+    print(markdown)
+    print(f"report written to {out}")
+    return 0
+
+
+COMMANDS = {"train": _train, "eval": _eval, "attack": _attack}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,3 +52,84 @@ def new_figure(width: float, height: float, dpi: int = 100):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+
+
+DETECTION_COLUMNS = [
+    "method", "attack_kind", "eps", "score", "n", "clean_acc", "robust_acc", "success_rate", "auroc",
+    "auroc_successful", "tpr_at_fpr_1", "tpr_at_fpr_5", "tpr_at_fpr_10", "fpr_test", "undetected_success_rate",
+    "err_clean_pred", "err_adv_pred", "err_adv_true", "threshold", "attack_seconds",
+]
+_DETECTION_MD_COLUMNS = DETECTION_COLUMNS[:-2]
+
+
+def plot_roc(roc_rows: list[dict], path: str | os.PathLike) -> Path:
+    """ROC curves: a panel per (method, eps), a line per score."""
+    import pandas as pd
+
+    frame = pd.DataFrame(roc_rows)
+    panels = list(frame.groupby(["method", "eps"], sort=False))
+    methods = list(dict.fromkeys(frame["method"]))
+    eps_values = list(dict.fromkeys(frame["eps"]))
+    fig = new_figure(3.6 * len(eps_values), 3.4 * len(methods), dpi=110)
+    axes = fig.subplots(len(methods), len(eps_values), squeeze=False, sharex=True, sharey=True)
+    for (method, eps), panel in panels:
+        ax = axes[methods.index(method)][eps_values.index(eps)]
+        for score, curve in panel.groupby("score", sort=False):
+            ax.plot(curve["fpr"], curve["tpr"], label=score, lw=1.4)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+        ax.set_title(f"{method}, eps = {eps:g}", fontsize=10)
+        ax.set_xlabel("false-positive rate (clean)")
+        ax.set_ylabel("true-positive rate (attacked)")
+        ax.legend(fontsize=8, loc="lower right")
+    path = Path(path)
+    fig.savefig(path)
+    return path
+
+
+def detection_markdown(rows: list[dict], misclassification: list[dict], worst: list[dict], meta: dict) -> str:
+    """The markdown report of ``robustgen attack``."""
+    lines = [
+        "# Detection benchmark", "",
+        f"Checkpoint `{meta['checkpoint']}` ({meta['dataset']}), first N = {meta['n']} test images; "
+        f"thresholds fitted on {meta['n_val']} clean validation images at FPR {meta['fpr']:g}. "
+        "Oblivious attacks know only the classifier; adaptive ones also know the detector's score and threshold.",
+        "",
+        "Columns: `auroc` all attacked vs all clean inputs; `auroc_successful` successful adversarials vs "
+        "correctly classified clean inputs; `tpr_at_fpr_K` share of successful adversarials flagged at the "
+        "K % validation threshold; `fpr_test` realised FPR on clean test data; `undetected_success_rate` share "
+        "of all N inputs the attack misclassified without being flagged; `err_*` mean L2 reconstruction "
+        "error under the predicted (clean, attacked) and the true (attacked) one-hot label.",
+        "",
+        markdown_table(rows, _DETECTION_MD_COLUMNS),
+        "## Strongest attack per score", "",
+        "A detector result counts only against the strongest attack: here, per eps and score, the attack "
+        "leaving the most undetected successes.", "",
+        markdown_table(worst),
+        "## Misclassification detection on clean test data", "",
+        "AUROC of each score separating misclassified from correctly classified clean test images "
+        "(the paper's section 4.2 claim).", "",
+        markdown_table(misclassification),
+    ]
+    return "\n".join(lines)
+
+
+def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:
+    """Write detection.csv/.md, roc.csv/.png, misclassification.csv, worst_case.csv and
+    benchmark.json into ``out``; return the markdown."""
+    import json
+
+    from .benchmark import worst_case
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    worst = worst_case(result.rows)
+    write_csv(out / "detection.csv", result.rows, DETECTION_COLUMNS)
+    write_csv(out / "roc.csv", result.roc, ["method", "eps", "score", "fpr", "tpr", "threshold"])
+    write_csv(out / "misclassification.csv", result.misclassification)
+    write_csv(out / "worst_case.csv", worst)
+    if result.roc:
+        plot_roc(result.roc, out / "roc.png")
+    markdown = detection_markdown(result.rows, result.misclassification, worst, meta)
+    (out / "detection.md").write_text(markdown)
+    (out / "benchmark.json").write_text(json.dumps({**meta, "attack_seconds": result.seconds}, indent=2) + "\n")
+    return markdown

@@ -34,3 +34,46 @@ def test_cli_errors_are_sentences(tmp_path, capsys):
     assert "cannot change a run being resumed" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["attack-everything"])
+
+
+REQUIRED_COLUMNS = ["method", "eps", "score", "n", "clean_acc", "robust_acc", "success_rate", "auroc",
+                    "auroc_successful", "tpr_at_fpr_1", "tpr_at_fpr_5", "tpr_at_fpr_10", "fpr_test",
+                    "undetected_success_rate", "err_clean_pred", "err_adv_pred", "err_adv_true"]
+
+
+def test_attack_writes_the_report(tmp_path, capsys):
+    import pandas as pd
+
+    runs = tmp_path / "runs"
+    assert main(["train", "--config", "smoke", "--runs-dir", str(runs), "--quiet",
+                 "--set", "data.limit_train=2048", "--epochs", "1"]) == 0
+    out = tmp_path / "report"
+    args = ["attack", "--runs-dir", str(runs), "--method", "pgd,adaptive-pgd", "--eps", "0.1,8/255", "--n", "40",
+            "--score", "recon,confidence,joint", "--steps", "3", "--search-steps", "1", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for name in ("detection.csv", "detection.md", "roc.csv", "roc.png", "misclassification.csv", "benchmark.json"):
+        assert (out / name).is_file(), name
+    table = pd.read_csv(out / "detection.csv")
+    assert set(REQUIRED_COLUMNS) <= set(table.columns)
+    # pgd: one attack shared by 3 scores; adaptive: one attack per score; each at 2 eps
+    assert len(table) == 2 * 3 + 2 * 3
+    assert set(table["attack_kind"]) == {"oblivious", "adaptive"}
+    assert (table["n"] == 40).all() and (table["robust_acc"] <= table["clean_acc"]).all()
+    assert table["auroc"].between(0, 1).all() and (table["undetected_success_rate"] <= 1 - table["robust_acc"]).all()
+    assert sorted(table["eps"].unique()) == pytest.approx([8 / 255, 0.1])
+    roc = pd.read_csv(out / "roc.csv")
+    assert {"fpr", "tpr", "threshold"} <= set(roc.columns) and roc["tpr"].between(0, 1).all()
+    assert (out / "detection.md").read_text() in printed  # the same table goes to the terminal
+    # the report is never overwritten
+    assert main(args) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_attack_rejects_bad_arguments(tmp_path, capsys):
+    assert main(["attack", "--runs-dir", str(tmp_path), "--method", "cw"]) == 2
+    assert "unknown attack 'cw'" in capsys.readouterr().err
+    assert main(["attack", "--runs-dir", str(tmp_path), "--eps", "2"]) == 2
+    assert "eps must lie in (0, 1]" in capsys.readouterr().err
+    assert main(["attack", "--runs-dir", str(tmp_path), "--score", "magic"]) == 2
+    assert "unknown detector score 'magic'" in capsys.readouterr().err

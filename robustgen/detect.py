@@ -1,0 +1,162 @@
+"""The adversarial-input detector, in the shape of ART's detector API.
+
+    det = ReconstructionDetector(model, score="recon")
+    det.fit(x_val_clean, fpr=0.05)          # threshold from clean data at the requested FPR
+    scores = det.score(x)                   # numpy (N,), higher = more suspicious
+    report, is_adv = det.detect(x)          # report: scores, threshold, predictions, confidences
+    det.save("detector.pt"); det = ReconstructionDetector.load("detector.pt")
+
+Inputs: torch tensors or numpy arrays of shape (N, 1, S, S) or (N, S, S), float, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt_io
+from .model import StyleMemoryNet
+from .scores import SCORES, Score, make_score
+
+DETECTOR_FORMAT = "robustgen-detector"
+
+
+def as_images(x, model: StyleMemoryNet, device: torch.device | None = None) -> torch.Tensor:
+    """Validate user input and return a float32 tensor (N, 1, S, S) on ``device``.
+
+    Raises ValueError naming the problem: type, dtype, shape, image size, NaN/inf, range.
+    """
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"images must be floating point in [0, 1], got numpy dtype {x.dtype}; "
+                             "convert with x.astype('float32') / 255 for 8-bit images")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        raise ValueError(f"images must be a torch tensor or numpy array, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"images must be floating point in [0, 1], got dtype {x.dtype}; "
+                         "convert with x.float() / 255 for 8-bit images")
+    s = model.spec.image_size
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise ValueError(f"images must have shape (N, 1, {s}, {s}) or (N, {s}, {s}), got {tuple(x.shape)}")
+    if tuple(x.shape[2:]) != (s, s):
+        raise ValueError(f"images are {x.shape[2]}x{x.shape[3]} but the model expects {s}x{s}")
+    if x.shape[0] == 0:
+        raise ValueError("no images given (N = 0)")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"images must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
+                         "the model normalises internally, so pass raw pixels / 255")
+    return x.to(device=device or next(model.parameters()).device, dtype=torch.float32)
+
+
+def threshold_at_fpr(clean_scores: np.ndarray, fpr: float) -> float:
+    """The smallest threshold t such that at most ``fpr`` of the clean scores are > t
+    (flagging is strict: score > t). With ties, the realised FPR may be below ``fpr``."""
+    if not 0.0 <= fpr < 1.0:
+        raise ValueError(f"fpr must lie in [0, 1), got {fpr}")
+    s = np.sort(np.asarray(clean_scores, dtype=np.float64))[::-1]  # descending
+    k = int(np.floor(fpr * len(s) + 1e-9))  # how many clean inputs may lie above the threshold
+    return float(s[min(k, len(s) - 1)])
+
+
+class ReconstructionDetector:
+    """Flags inputs whose detector score exceeds a threshold fitted on clean data.
+
+    Args:
+        model: a trained :class:`StyleMemoryNet` (e.g. from ``robustgen.load_model``).
+        score: a name from ``robustgen.scores.SCORES`` ("recon", "recon-onehot", "margin",
+            "confidence", ...).
+        batch_size: images per forward pass when scoring.
+    """
+
+    def __init__(self, model: StyleMemoryNet, score: str = "recon", batch_size: int = 500):
+        self.model = model.eval()
+        self.score_name = score
+        self.scorer: Score = make_score(score)
+        self.batch_size = batch_size
+        self.threshold: float | None = None
+        self.fpr: float | None = None
+        self.score_scale: float = 1.0  # threshold minus clean median: the score's natural unit
+        self._score_fitted = not self.scorer.needs_fit
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def score_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable scores (N,) of an already-validated tensor on the model's device."""
+        if not self._score_fitted:
+            raise RuntimeError(f"score {self.score_name!r} must be calibrated first: call fit(x_clean)")
+        return self.scorer(self.model, x)
+
+    def score(self, x) -> np.ndarray:
+        """One float per input, higher = more suspicious."""
+        x = as_images(x, self.model, self.device)
+        with torch.no_grad():
+            out = [self.score_tensor(x[i:i + self.batch_size]) for i in range(0, x.shape[0], self.batch_size)]
+        return torch.cat(out).double().cpu().numpy()
+
+    # -- fitting and detection ----------------------------------------------------------------------
+    def fit(self, x_clean, y_clean=None, fpr: float = 0.05) -> "ReconstructionDetector":
+        """Calibrate the score (if it needs it) and set the threshold so that a share ``fpr`` of
+        ``x_clean`` is flagged. Use held-out clean data (the validation split), never test data.
+        ``y_clean`` is accepted for ART compatibility and not used: calibration is label-free."""
+        x = as_images(x_clean, self.model, self.device)
+        if self.scorer.needs_fit:
+            with torch.no_grad():
+                self.scorer.fit(self.model, x, self.batch_size)
+            self._score_fitted = True
+        clean = self.score(x)
+        self.threshold = threshold_at_fpr(clean, fpr)
+        self.fpr = fpr
+        self.score_scale = max(self.threshold - float(np.median(clean)), 1e-6 * max(abs(self.threshold), 1.0))
+        return self
+
+    def detect(self, x) -> tuple[dict, np.ndarray]:
+        """Return (report, is_adversarial bool array). The report holds ``scores``,
+        ``threshold``, ``predictions`` and ``confidences`` (max softmax)."""
+        if self.threshold is None:
+            raise RuntimeError("the detector has no threshold yet: call fit(x_clean, fpr=...) first")
+        x = as_images(x, self.model, self.device)
+        scores = self.score(x)
+        with torch.no_grad():
+            probs = torch.cat([self.model(x[i:i + self.batch_size]).softmax(1)
+                               for i in range(0, x.shape[0], self.batch_size)])
+        conf, pred = probs.max(dim=1)
+        is_adv = scores > self.threshold
+        report = {"scores": scores, "threshold": self.threshold, "score": self.score_name, "fpr": self.fpr,
+                  "predictions": pred.cpu().numpy(), "confidences": conf.double().cpu().numpy()}
+        return report, is_adv
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save model, score calibration and threshold in one file (atomic write)."""
+        payload = {"format": DETECTOR_FORMAT, "version": 1, "score": self.score_name,
+                   "score_state": self.scorer.state_dict(), "score_fitted": self._score_fitted,
+                   "threshold": self.threshold, "fpr": self.fpr, "score_scale": self.score_scale, "batch_size": self.batch_size,
+                   "model": ckpt_io.model_payload(self.model)}
+        return ckpt_io.atomic_save(payload, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "ReconstructionDetector":
+        payload = ckpt_io.safe_load(path)
+        if not isinstance(payload, dict) or payload.get("format") != DETECTOR_FORMAT:
+            raise ckpt_io.CheckpointError(f"{path} is not a robustgen detector file (save one with det.save)")
+        model = ckpt_io.model_from_checkpoint(payload["model"], device)
+        det = cls(model, payload["score"], payload["batch_size"])
+        det.scorer.load_state_dict(payload["score_state"])
+        det._score_fitted = payload["score_fitted"]
+        det.threshold, det.fpr, det.score_scale = payload["threshold"], payload["fpr"], payload["score_scale"]
+        return det
+
+
+__all__ = ["ReconstructionDetector", "SCORES", "as_images", "threshold_at_fpr"]

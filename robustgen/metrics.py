@@ -1,0 +1,68 @@
+"""Detection metrics on top of scikit-learn (conventions in DESIGN.md).
+
+Negatives are clean inputs, positives attacked ones; a higher score means "more suspicious" and an
+input is flagged when its score is strictly above the threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+def _labelled(neg: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    neg, pos = np.asarray(neg, dtype=np.float64), np.asarray(pos, dtype=np.float64)
+    return np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]
+
+
+def auroc(neg, pos) -> float:
+    """Area under the ROC curve separating ``pos`` from ``neg``; NaN when either side is empty."""
+    if len(neg) == 0 or len(pos) == 0:
+        return float("nan")
+    return float(roc_auc_score(*_labelled(neg, pos)))
+
+
+def roc_points(neg, pos) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) with every point kept (``drop_intermediate=False``)."""
+    if len(neg) == 0 or len(pos) == 0:
+        return np.array([]), np.array([]), np.array([])
+    return roc_curve(*_labelled(neg, pos), drop_intermediate=False)
+
+
+def flagged_rate(scores, threshold: float) -> float:
+    """Share of ``scores`` strictly above ``threshold`` (TPR on attacked inputs, FPR on clean ones)."""
+    scores = np.asarray(scores)
+    return float(np.mean(scores > threshold)) if len(scores) else float("nan")
+
+
+def detection_row(*, y: np.ndarray, pred_clean: np.ndarray, pred_adv: np.ndarray, s_clean: np.ndarray,
+                  s_adv: np.ndarray, thresholds: dict[float, float], fpr: float) -> dict:
+    """Every per-(attack, score) number of the detection report.
+
+    ``thresholds`` maps target FPR -> threshold fitted on clean *validation* scores; ``fpr`` picks
+    the operating point for ``fpr_test`` and ``undetected_success_rate``.
+    - robust_acc: share of all N inputs classified correctly both clean and attacked (RobustBench).
+    - success_rate: share of correctly classified clean inputs that the attack misclassifies.
+    - auroc: all attacked inputs vs all clean inputs.
+    - auroc_successful: successful adversarials vs correctly classified clean inputs.
+    - tpr_at_fpr_K: share of successful adversarials flagged at the K % threshold.
+    - undetected_success_rate: share of all N inputs that were correct, became misclassified and
+      were not flagged: what the attacker gets.
+    """
+    correct = pred_clean == y
+    success = correct & (pred_adv != y)
+    n = len(y)
+    row = {
+        "n": int(n),
+        "clean_acc": float(correct.mean()),
+        "robust_acc": float((correct & (pred_adv == y)).mean()),
+        "success_rate": float(success.sum() / max(1, correct.sum())),
+        "auroc": auroc(s_clean, s_adv),
+        "auroc_successful": auroc(s_clean[correct], s_adv[success]),
+    }
+    for target, thr in sorted(thresholds.items()):
+        row[f"tpr_at_fpr_{round(target * 100)}"] = flagged_rate(s_adv[success], thr)
+    op = thresholds[fpr]
+    row["fpr_test"] = flagged_rate(s_clean, op)
+    row["undetected_success_rate"] = float((success & ~(s_adv > op)).sum() / max(1, n))
+    return row

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from robustgen import ReconstructionDetector
+from robustgen.scores import SCORES, Posterior
+
+
+@pytest.fixture(scope="module")
+def val_x(mnist_small):
+    return mnist_small[1][0][:600]
+
+
+@pytest.fixture(scope="module")
+def fitted(trained_model, val_x):
+    return {name: ReconstructionDetector(trained_model, name).fit(val_x, fpr=0.05) for name in SCORES}
+
+
+def test_required_scores_registered():
+    assert {"recon", "recon-onehot", "margin", "confidence", "posterior", "joint"} <= set(SCORES)
+
+
+def test_fit_sets_threshold_at_fpr_on_the_fitting_data(fitted, val_x):
+    for name, det in fitted.items():
+        flagged = (det.score(val_x) > det.threshold).mean()
+        assert 0.04 <= flagged <= 0.05, name
+
+
+def test_scores_rise_with_noise_and_have_gradients(trained_model, fitted, val_x):
+    x = val_x[:64]
+    noisy = (x + 0.4 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    for name in ("recon", "recon-onehot", "joint"):
+        det = fitted[name]
+        assert det.score(noisy).mean() > det.score(x).mean(), name
+    for name, det in fitted.items():
+        xg = x[:8].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(det.score_tensor(xg).sum(), xg)
+        assert torch.isfinite(g).all() and g.abs().sum() > 0, name
+
+
+def test_posterior_reduces_to_classifier_when_decoder_is_uninformative(trained_model):
+    post = Posterior()
+    post.sigma2 = 1.0
+    logits = torch.randn(5, 10)
+    flat = torch.full((5, 10), 3.0)  # every class reconstructs equally well
+    expected = torch.log1p(-logits.softmax(1).max(1).values)
+    assert torch.allclose(post.log_wrong(logits, flat), expected, atol=1e-5)
+    # making the predicted class reconstruct worse raises the score
+    worse = flat.clone()
+    worse[torch.arange(5), logits.argmax(1)] = 4.0
+    assert (post.log_wrong(logits, worse) > post.log_wrong(logits, flat)).all()
+
+
+def test_numpy_and_torch_inputs_agree(fitted, val_x):
+    det = fitted["recon"]
+    a = det.score(val_x[:10])
+    b = det.score(val_x[:10, 0].numpy())  # (N, 28, 28) numpy
+    assert a.shape == (10,) and np.allclose(a, b, atol=1e-6)
+    report, is_adv = det.detect(val_x[:10])
+    assert is_adv.dtype == bool and np.array_equal(is_adv, report["scores"] > det.threshold)
+    assert report["predictions"].shape == (10,) and (report["confidences"] <= 1).all()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((2, 28, 28), dtype=np.uint8), "floating point"),
+    (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "floating point"),
+    (torch.zeros(2, 3, 28, 28), "shape"),
+    (torch.zeros(2, 1, 32, 32), "model expects 28x28"),
+    (torch.full((2, 1, 28, 28), float("nan")), "NaN"),
+    (torch.full((2, 1, 28, 28), 255.0), r"\[0, 1\]"),
+    (torch.zeros(0, 1, 28, 28), "no images"),
+    ([[0.0]], "torch tensor or numpy array"),
+])
+def test_bad_inputs_are_rejected(fitted, bad, message):
+    with pytest.raises(ValueError, match=message):
+        fitted["recon"].score(bad)
+
+
+def test_unfitted_detector_refuses(trained_model, val_x):
+    with pytest.raises(RuntimeError, match="call fit"):
+        ReconstructionDetector(trained_model, "recon").detect(val_x[:2])
+    with pytest.raises(RuntimeError, match="calibrated first"):
+        ReconstructionDetector(trained_model, "joint").score(val_x[:2])
+    with pytest.raises(ValueError, match="unknown detector score"):
+        ReconstructionDetector(trained_model, "magic")
+
+
+def test_save_load_roundtrip(fitted, val_x, tmp_path):
+    det = fitted["joint"]
+    det.save(tmp_path / "det.pt")
+    back = ReconstructionDetector.load(tmp_path / "det.pt")
+    assert back.threshold == det.threshold and back.score_name == "joint"
+    assert np.allclose(back.score(val_x[:20]), det.score(val_x[:20]), atol=1e-6)
+    assert np.array_equal(back.detect(val_x[:20])[1], det.detect(val_x[:20])[1])
