@@ -15,7 +15,7 @@ EXIT_USAGE = 2
 
 
 def _add_common_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", metavar="RUN", help="run folder or checkpoint.pt (default: newest run under --runs-dir)")
+    p.add_argument("--checkpoint", metavar="RUN", help="run folder or checkpoint.pt (default: the most recently trained run under --runs-dir)")
     p.add_argument("--runs-dir", default="runs", help="where runs live (default: ./runs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--data-dir", help="folder with dataset files (EMNIST); default $ROBUSTGEN_DATA or ./data")
@@ -65,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for random starts (default 0)")
     p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("reproduce", help="the paper's experiments: figures and a markdown report")
+    _add_common_model_args(p)
+    p.add_argument("--experiments", default="all",
+                   help="all, or comma-separated: reconstruction, misclassified, neighbours, interpolation")
+    p.add_argument("--query", type=int, default=0, help="test image used as the neighbour query (default 0)")
+    p.add_argument("--k", type=int, default=97, help="neighbours per space (paper: 97)")
+    p.add_argument("--n-queries", type=int, default=1000, help="random queries for averaged neighbour statistics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default: <run>/reproduce/<timestamp>); must be new or empty")
     return parser
 
 
@@ -153,11 +163,7 @@ def _split_list(text: str, what: str) -> list[str]:
 
 
 def _attack(args) -> int:
-    import time
-
-    import torch
-
-    from .attacks import ATTACKS, parse_eps
+    from .attacks import ATTACKS, DEFAULT_STEP_SIZE, DEFAULT_STEPS, is_adaptive, parse_eps
     from .benchmark import run_benchmark
     from .checkpoint import load_model
     from .data import load_dataset
@@ -177,20 +183,17 @@ def _attack(args) -> int:
     if args.n < 1 or not 0 < args.fpr < 1:
         raise ValueError("--n must be at least 1 and --fpr must lie strictly between 0 and 1")
     device = resolve_device(args.device)
-    model_path = _model_path(args)
-    model = load_model(model_path, device)
-    run_dir = Path(model.meta["path"]).parent
-    out = Path(args.out) if args.out else run_dir / "attacks" / f"{time.strftime('%Y%m%d-%H%M%S')}-{'+'.join(methods)}"
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"output folder {out} is not empty; choose a new --out so no earlier report is overwritten")
+    model = load_model(_model_path(args), device)
+    out = _new_output_folder(args, model, "attacks", "-" + "+".join(methods))
     data = model.meta["config"]["data"]
     data_dir = args.data_dir or data["data_dir"]
     x_val, _ = load_dataset(data["dataset"], "val", data_dir, val_size=data["val_size"])
     x_test, y_test = load_dataset(data["dataset"], "test", data_dir, limit=args.n)
     seed_everything(args.seed)
-    kwargs = {"steps": args.steps, "step_size": args.step_size, "search_steps": args.search_steps}
-    per_attack = len(x_test)
-    total = sum(per_attack * (len(scores) if m.startswith("adaptive") else 1) for m in methods) * len(eps_list)
+    kwargs = {"steps": args.steps or DEFAULT_STEPS, "step_size": args.step_size or DEFAULT_STEP_SIZE,
+              "search_steps": args.search_steps}
+    # progress in images: adaptive attacks run once per score, oblivious ones once for all scores
+    total = sum(len(x_test) * (len(scores) if is_adaptive(m) else 1) for m in methods) * len(eps_list)
     bar = None
     if not args.quiet:
         from tqdm.auto import tqdm
@@ -202,21 +205,62 @@ def _attack(args) -> int:
             bar.set_description(label)
             bar.update(k)
 
-    with torch.inference_mode(False):
-        result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
-                               fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, on_attack=progress)
+    result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
+                           fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, on_attack=progress)
     if bar:
         bar.close()
     meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "n": len(x_test),
             "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
-            "seed": args.seed, "device": str(device), **{k: v for k, v in kwargs.items()}}
+            "seed": args.seed, "device": str(device), **kwargs}
     markdown = write_detection_report(result, out, meta)
     print(markdown)
     print(f"report written to {out}")
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "attack": _attack}
+def _new_output_folder(args, model, kind: str, suffix: str = "") -> Path:
+    import time
+
+    run_dir = Path(model.meta["path"]).parent
+    out = Path(args.out) if args.out else run_dir / kind / (time.strftime("%Y%m%d-%H%M%S") + suffix)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"output folder {out} is not empty; choose a new --out so no earlier report is overwritten")
+    return out
+
+
+def _reproduce(args) -> int:
+    from .checkpoint import load_model
+    from .data import load_dataset
+    from .experiments import EXPERIMENTS, run_experiments
+    from .model import check_class_count
+    from .reproduce_report import write_reproduce_report
+    from .runs import resolve_device
+
+    names = list(EXPERIMENTS) if args.experiments == "all" else _split_list(args.experiments, "experiments")
+    device = resolve_device(args.device)
+    model = load_model(_model_path(args), device)
+    out = _new_output_folder(args, model, "reproduce")
+    data = model.meta["config"]["data"]
+    x, y = load_dataset(data["dataset"], "test", args.data_dir or data["data_dir"])
+    check_class_count(model, y, data["dataset"])
+    results = run_experiments(model, x, y, names, query=args.query, k=args.k, n_queries=args.n_queries, seed=args.seed)
+    class_names = model.meta["dataset"]["class_names"]
+    meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "epoch": model.meta["epoch"],
+            "n": len(y), "experiments": names, "query": args.query, "k": args.k, "n_queries": args.n_queries,
+            "recipe": _recipe(model.meta["config"])}
+    markdown = write_reproduce_report(results, out, meta, class_names)
+    print(markdown)
+    print(f"report written to {out}")
+    return 0
+
+
+def _recipe(cfg: dict) -> str:
+    t = cfg["train"]
+    return (f"trained {t['epochs']} epochs, Adam lr {t['lr']:g} ({t['lr_schedule']}), alpha {t['alpha']:g}, "
+            f"noise {t['noise_std']:g}, shifts {t['shift']} px; paper: 250 epochs at lr 1e-5")
+
+
+COMMANDS = {"train": _train, "eval": _eval, "attack": _attack, "reproduce": _reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ def write_csv(path: str | os.PathLike, rows: Iterable[dict], columns: Sequence[s
     if columns is not None:
         frame = frame[list(columns)]
     path = Path(path)
-    frame.to_csv(path, index=False)
+    frame.to_csv(path, index=False, float_format="%.6g")  # 6 significant digits: exact enough, half the size
     return path
 
 
@@ -133,3 +133,25 @@ def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:
     (out / "detection.md").write_text(markdown)
     (out / "benchmark.json").write_text(json.dumps({**meta, "attack_seconds": result.seconds}, indent=2) + "\n")
     return markdown
+
+
+def tile(images, ncols: int, pad: int = 2, fill: float = 1.0):
+    """Tile images (N, 1, S, S) into one 2-D numpy array, row-major, ``pad`` pixels of ``fill``
+    between cells; missing cells at the end are left blank."""
+    import numpy as np
+
+    images = np.asarray(images)[:, 0] if len(images) else np.zeros((0, 1, 1))
+    n, s = len(images), images.shape[-1] if len(images) else 1
+    nrows = max(1, -(-n // ncols))
+    out = np.full((nrows * (s + pad) - pad, ncols * (s + pad) - pad), fill, dtype=np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        out[r * (s + pad): r * (s + pad) + s, c * (s + pad): c * (s + pad) + s] = img
+    return out
+
+
+def show_tiles(ax, images, ncols: int, pad: int = 2) -> None:
+    """Draw tiled grey-scale images on ``ax`` (ink dark on white, as on paper)."""
+    ax.imshow(1.0 - tile(images, ncols, pad, fill=0.0), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])

@@ -62,9 +62,10 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
 
 
 def latest_run(runs_dir: str | os.PathLike = "runs") -> Path:
-    """The newest run folder holding a checkpoint (folder names start with a timestamp)."""
+    """The run folder whose checkpoint was written last (the most recently trained run)."""
     root = Path(runs_dir).expanduser()
-    runs = sorted(p for p in root.glob("*") if (p / CHECKPOINT_NAME).is_file()) if root.is_dir() else []
+    runs = [p for p in root.glob("*") if (p / CHECKPOINT_NAME).is_file()] if root.is_dir() else []
+    runs.sort(key=lambda p: ((p / CHECKPOINT_NAME).stat().st_mtime_ns, p.name))
     if not runs:
         raise RunError(f"no trained run found under {root.resolve()}; run `robustgen train` first "
                        "or pass --checkpoint RUN")

@@ -5,17 +5,27 @@ import pytest
 from robustgen.cli import main
 
 
-def test_train_then_eval_smoke(tmp_path, capsys):
-    runs = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """A runs folder holding one smoke-preset run (1 epoch on 2,048 images) made by the CLI."""
+    runs = tmp_path_factory.mktemp("cli") / "runs"
     assert main(["train", "--config", "smoke", "--runs-dir", str(runs), "--quiet",
                  "--set", "data.limit_train=2048", "--epochs", "1"]) == 0
+    return runs
+
+
+def test_train_then_eval_smoke(smoke_runs, capsys):
+    runs = smoke_runs
+    assert main(["train", "--config", "smoke", "--runs-dir", str(runs), "--quiet", "--name", "second",
+                 "--set", "data.limit_train=1024", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    (run,) = runs.iterdir()
-    assert f"run folder: {run}" in out
+    first, run = sorted(runs.iterdir(), key=lambda p: p.name.endswith("second"))
+    assert f"run folder: {run}" in out and "validation accuracy" in out
     assert (run / "metrics.csv").read_text().count("\n") == 2  # header + one epoch
     assert "epochs = 1" in (run / "config.toml").read_text()
 
     assert main(["eval", "--runs-dir", str(runs)]) == 0  # newest run by default
+    assert (run / "eval-test.json").is_file() and not (first / "eval-test.json").exists()
     out = capsys.readouterr().out
     result = json.loads((run / "eval-test.json").read_text())
     assert result["n"] == 10000 and 0.5 < result["accuracy"] <= 1.0
@@ -41,14 +51,12 @@ REQUIRED_COLUMNS = ["method", "eps", "score", "n", "clean_acc", "robust_acc", "s
                     "undetected_success_rate", "err_clean_pred", "err_adv_pred", "err_adv_true"]
 
 
-def test_attack_writes_the_report(tmp_path, capsys):
+def test_attack_writes_the_report(smoke_runs, tmp_path, capsys):
     import pandas as pd
 
-    runs = tmp_path / "runs"
-    assert main(["train", "--config", "smoke", "--runs-dir", str(runs), "--quiet",
-                 "--set", "data.limit_train=2048", "--epochs", "1"]) == 0
+    run = sorted(smoke_runs.iterdir())[0]
     out = tmp_path / "report"
-    args = ["attack", "--runs-dir", str(runs), "--method", "pgd,adaptive-pgd", "--eps", "0.1,8/255", "--n", "40",
+    args = ["attack", "--checkpoint", str(run), "--method", "pgd,adaptive-pgd", "--eps", "0.1,8/255", "--n", "40",
             "--score", "recon,confidence,joint", "--steps", "3", "--search-steps", "1", "--out", str(out), "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -77,3 +85,23 @@ def test_attack_rejects_bad_arguments(tmp_path, capsys):
     assert "eps must lie in (0, 1]" in capsys.readouterr().err
     assert main(["attack", "--runs-dir", str(tmp_path), "--score", "magic"]) == 2
     assert "unknown detector score 'magic'" in capsys.readouterr().err
+
+
+def test_reproduce_writes_figures_and_report(smoke_runs, tmp_path, capsys):
+    import json
+
+    run = sorted(smoke_runs.iterdir())[0]
+    out = tmp_path / "repro"
+    assert main(["reproduce", "--checkpoint", str(run), "--out", str(out), "--n-queries", "100"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("reconstruction.png", "misclassified.png", "neighbours.png", "interpolation.png",
+                 "style_transfer.png", "reproduce.md", "numbers.json", "neighbour_counts.csv"):
+        assert (out / name).is_file(), name
+    numbers = json.loads((out / "numbers.json").read_text())
+    md = (out / "reproduce.md").read_text()
+    assert md in printed
+    assert f"{100 * numbers['accuracy']:.2f} %" in md and "98.48 %" in md  # ours next to the paper's
+    assert numbers["neighbours"]["n_queries"] == 100
+    assert sum(numbers["neighbours"]["single"]["style"]["class_counts"]) == 97
+    assert main(["reproduce", "--checkpoint", str(run), "--out", str(out)]) == 2  # never overwritten
+    assert main(["reproduce", "--checkpoint", str(run), "--experiments", "dreams", "--out", str(tmp_path / "x")]) == 2
