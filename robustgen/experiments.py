@@ -76,6 +76,9 @@ def distinct_style_pairs(enc: Encoded, num_classes: int, pool: int = 200) -> dic
         flat = int(d.argmax())
         i, j = divmod(flat, len(idx))
         pairs[c] = (int(idx[i]), int(idx[j]))
+    if not pairs:
+        raise ValueError("no class has two correctly classified test images, so there is nothing to "
+                         "reconstruct or interpolate; train the model longer")
     return pairs
 
 
