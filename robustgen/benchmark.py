@@ -14,8 +14,9 @@ import torch
 
 from .attacks import is_adaptive, make_attack, run_attack
 from .detect import ReconstructionDetector, threshold_at_fpr
+from .inference import encode_dataset
 from .metrics import auroc, detection_row, roc_points
-from .model import StyleMemoryNet, check_class_count, recon_error
+from .model import StyleMemoryNet, check_class_count
 
 TARGET_FPRS = (0.01, 0.05, 0.10)
 
@@ -28,19 +29,10 @@ class BenchmarkResult:
     seconds: dict = field(default_factory=dict)  # attack wall time per (method, eps[, score])
 
 
-@torch.no_grad()
 def _predict_and_errors(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size: int):
-    """Predictions and mean L2 reconstruction errors under the predicted and the true one-hot label."""
-    device = next(model.parameters()).device
-    preds, err_pred, err_true = [], [], []
-    for i in range(0, x.shape[0], batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        logits = model(xb)
-        pred = logits.argmax(1)
-        preds.append(pred.cpu())
-        err_pred.append(recon_error(xb, model.reconstruct(xb, pred)).cpu())
-        err_true.append(recon_error(xb, model.reconstruct(xb, yb)).cpu())
-    return torch.cat(preds).numpy(), torch.cat(err_pred).numpy(), torch.cat(err_true).numpy()
+    """Predictions and per-image L2 reconstruction errors under the predicted and the true one-hot label."""
+    enc = encode_dataset(model, x, y, batch_size)
+    return enc.pred.numpy(), enc.err_pred_onehot.numpy(), enc.err_true.numpy()
 
 
 def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, batch_size: int = 500):
@@ -49,9 +41,8 @@ def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, bat
     detectors, thresholds = {}, {}
     for name in scores:
         det = ReconstructionDetector(model, name, batch_size=batch_size).fit(x_val, fpr=fpr)
-        val_scores = det.score(x_val)
         detectors[name] = det
-        thresholds[name] = {f: threshold_at_fpr(val_scores, f) for f in sorted({*TARGET_FPRS, fpr})}
+        thresholds[name] = {f: threshold_at_fpr(det.clean_scores_, f) for f in sorted({*TARGET_FPRS, fpr})}
     return detectors, thresholds
 
 

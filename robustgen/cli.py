@@ -15,7 +15,8 @@ EXIT_USAGE = 2
 
 
 def _add_common_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", metavar="RUN", help="run folder or checkpoint.pt (default: the most recently trained run under --runs-dir)")
+    p.add_argument("--checkpoint", metavar="RUN",
+                   help="run folder or checkpoint.pt (default: the most recently trained run under --runs-dir)")
     p.add_argument("--runs-dir", default="runs", help="where runs live (default: ./runs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--data-dir", help="folder with dataset files (EMNIST); default $ROBUSTGEN_DATA or ./data")
@@ -163,7 +164,13 @@ def _split_list(text: str, what: str) -> list[str]:
 
 
 def _attack(args) -> int:
-    from .attacks import ATTACKS, DEFAULT_STEP_SIZE, DEFAULT_STEPS, is_adaptive, parse_eps
+    from .attacks import (
+        ATTACKS,
+        DEFAULT_STEP_SIZE,
+        DEFAULT_STEPS,
+        is_adaptive,
+        parse_eps,
+    )
     from .benchmark import run_benchmark
     from .checkpoint import load_model
     from .data import load_dataset

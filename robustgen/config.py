@@ -10,12 +10,13 @@ Overrides use dotted keys with TOML values: ``train.lr=1e-3``, ``data.dataset="i
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import tomllib
 
 
 @dataclass

@@ -85,6 +85,7 @@ class ReconstructionDetector:
         self.threshold: float | None = None
         self.fpr: float | None = None
         self.score_scale: float = 1.0  # threshold minus clean median: the score's natural unit
+        self.clean_scores_: np.ndarray | None = None  # scores of the data given to fit()
         self._score_fitted = not self.scorer.needs_fit
 
     @property
@@ -100,7 +101,9 @@ class ReconstructionDetector:
 
     def score(self, x) -> np.ndarray:
         """One float per input, higher = more suspicious."""
-        x = as_images(x, self.model, self.device)
+        return self._scores(as_images(x, self.model, self.device))
+
+    def _scores(self, x: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
             out = [self.score_tensor(x[i:i + self.batch_size]) for i in range(0, x.shape[0], self.batch_size)]
         return torch.cat(out).double().cpu().numpy()
@@ -115,7 +118,8 @@ class ReconstructionDetector:
             with torch.no_grad():
                 self.scorer.fit(self.model, x, self.batch_size)
             self._score_fitted = True
-        clean = self.score(x)
+        clean = self._scores(x)
+        self.clean_scores_ = clean  # the fitting data's scores, for other operating points
         self.threshold = threshold_at_fpr(clean, fpr)
         self.fpr = fpr
         self.score_scale = max(self.threshold - float(np.median(clean)), 1e-6 * max(abs(self.threshold), 1.0))
@@ -127,7 +131,7 @@ class ReconstructionDetector:
         if self.threshold is None:
             raise RuntimeError("the detector has no threshold yet: call fit(x_clean, fpr=...) first")
         x = as_images(x, self.model, self.device)
-        scores = self.score(x)
+        scores = self._scores(x)
         with torch.no_grad():
             probs = torch.cat([self.model(x[i:i + self.batch_size]).softmax(1)
                                for i in range(0, x.shape[0], self.batch_size)])

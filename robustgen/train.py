@@ -13,13 +13,20 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import checkpoint as ckpt_io
 from .config import Config, config_from_dict, to_toml, validate
 from .data import dataset_info, load_dataset
-from .model import ModelSpec, StyleMemoryNet, recon_error
-from .runs import MetricsLog, create_run_dir, environment_record, resolve_device, seed_everything, write_json
+from .inference import encode_dataset
+from .model import ModelSpec, StyleMemoryNet
+from .runs import (
+    MetricsLog,
+    create_run_dir,
+    environment_record,
+    resolve_device,
+    seed_everything,
+    write_json,
+)
 from .steps import EagerStep, GraphStep, load_optimizer_state, make_optimizer
 
 
@@ -39,28 +46,16 @@ def lr_schedule(kind: str, peak: float, total_steps: int, warmup_frac: float = 0
     return at
 
 
-@torch.no_grad()
 def evaluate(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict:
     """Accuracy and mean L2 reconstruction error under the predicted softmax (what the network is
     trained with), the predicted one-hot label, and the true label (label-corrected)."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    correct = torch.zeros((), device=device)
-    sums = torch.zeros(3, device=device)
-    for i in range(0, x.shape[0], batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        logits, style = model.encode(xb)
-        pred = logits.argmax(dim=1)
-        correct += (pred == yb).sum()
-        vectors = [logits.softmax(dim=1), F.one_hot(pred, model.num_classes).float(),
-                   F.one_hot(yb, model.num_classes).float()]
-        sums += torch.stack([recon_error(xb, model.decode(v, style)).sum() for v in vectors])
+    enc = encode_dataset(model, x, y, batch_size)
     model.train(was_training)
-    n = max(1, x.shape[0])
-    rp, ro, rt = (sums / n).tolist()
-    return {"n": int(x.shape[0]), "accuracy": correct.item() / n,
-            "recon_pred_softmax": rp, "recon_pred_onehot": ro, "recon_true": rt}
+    return {"n": int(x.shape[0]), "accuracy": float(enc.correct.float().mean()),
+            "recon_pred_softmax": float(enc.err_pred.mean()), "recon_pred_onehot": float(enc.err_pred_onehot.mean()),
+            "recon_true": float(enc.err_true.mean())}
 
 
 def build_model(cfg: Config, num_classes: int) -> StyleMemoryNet:

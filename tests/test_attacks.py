@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from robustgen import ReconstructionDetector
-from robustgen.attacks import Attack, AttackCheckError, make_attack, parse_eps, run_attack
+from robustgen.attacks import (
+    Attack,
+    AttackCheckError,
+    make_attack,
+    parse_eps,
+    run_attack,
+)
 from robustgen.metrics import detection_row
 
 

@@ -111,7 +111,6 @@ def test_emnist_letters_end_to_end_uses_letter_names(tmp_path, capsys):
     """Train on synthetic EMNIST-letters files (learnable: one bright bar position per letter),
     then reproduce: the report and counts are labelled a..z."""
     import numpy as np
-
     from conftest import write_idx
 
     rng = np.random.RandomState(0)

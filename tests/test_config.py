@@ -1,8 +1,13 @@
+import pytest
 import tomllib
 
-import pytest
-
-from robustgen.config import ConfigError, config_from_dict, list_presets, load_config, to_toml
+from robustgen.config import (
+    ConfigError,
+    config_from_dict,
+    list_presets,
+    load_config,
+    to_toml,
+)
 
 
 def test_presets_exist_and_hold_paper_recipe():

@@ -3,9 +3,9 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from conftest import write_idx
 
 from robustgen.data import DataError, dataset_info, load_dataset, read_idx
-from conftest import write_idx
 
 
 def test_read_idx_roundtrip_plain_and_gzip(tmp_path):

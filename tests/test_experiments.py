@@ -3,8 +3,14 @@ import torch
 import torch.nn.functional as F
 
 from robustgen.data import load_dataset
-from robustgen.experiments import (encode_dataset, interpolation, misclassified, neighbours, reconstruction,
-                                   run_experiments)
+from robustgen.experiments import (
+    encode_dataset,
+    interpolation,
+    misclassified,
+    neighbours,
+    reconstruction,
+    run_experiments,
+)
 from robustgen.model import recon_error
 
 

@@ -2,12 +2,12 @@ import csv
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from robustgen.checkpoint import CheckpointError, load_checkpoint, load_model
 from robustgen.config import load_config
 from robustgen.steps import corrupt, random_shift
 from robustgen.train import build_model, evaluate, fit, lr_schedule, train_run
-from conftest import tiny_config
 
 
 def test_loss_decreases_on_real_mnist(mnist_small):
