@@ -171,7 +171,7 @@ def run_experiments(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, nam
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; use {', '.join(EXPERIMENTS)} or all")
     enc = encode_dataset(model, x, y)
-    results: dict = {"accuracy": float(enc.correct.float().mean())}
+    results: dict = {"accuracy": float(enc.correct.double().mean())}
     if "reconstruction" in names:
         results["reconstruction"] = reconstruction(model, enc)
     if "misclassified" in names:

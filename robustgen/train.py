@@ -53,7 +53,7 @@ def evaluate(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size
     model.eval()
     enc = encode_dataset(model, x, y, batch_size)
     model.train(was_training)
-    return {"n": int(x.shape[0]), "accuracy": float(enc.correct.float().mean()),
+    return {"n": int(x.shape[0]), "accuracy": float(enc.correct.double().mean()),
             "recon_pred_softmax": float(enc.err_pred.mean()), "recon_pred_onehot": float(enc.err_pred_onehot.mean()),
             "recon_true": float(enc.err_true.mean())}
 
