@@ -95,18 +95,24 @@ class ReconstructionDetector:
     # -- scoring -----------------------------------------------------------------------------------
     def score_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable scores (N,) of an already-validated tensor on the model's device."""
+        return self._evaluate(x)[0]
+
+    def _evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores (N,), logits (N, C)) from one pass of the score's network evaluation."""
         if not self._score_fitted:
             raise RuntimeError(f"score {self.score_name!r} must be calibrated first: call fit(x_clean)")
-        return self.scorer(self.model, x)
+        return self.scorer.evaluate(self.model, x)
 
     def score(self, x) -> np.ndarray:
         """One float per input, higher = more suspicious."""
-        return self._scores(as_images(x, self.model, self.device))
+        return self._scores(as_images(x, self.model, self.device))[0]
 
-    def _scores(self, x: torch.Tensor) -> np.ndarray:
+    def _scores(self, x: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """Batched, gradient-free scores (numpy) and logits of a validated tensor."""
         with torch.no_grad():
-            out = [self.score_tensor(x[i:i + self.batch_size]) for i in range(0, x.shape[0], self.batch_size)]
-        return torch.cat(out).double().cpu().numpy()
+            parts = [self._evaluate(x[i:i + self.batch_size]) for i in range(0, x.shape[0], self.batch_size)]
+        scores = torch.cat([s for s, _ in parts]).double().cpu().numpy()
+        return scores, torch.cat([logits for _, logits in parts])
 
     # -- fitting and detection ----------------------------------------------------------------------
     def fit(self, x_clean, y_clean=None, fpr: float = 0.05) -> "ReconstructionDetector":
@@ -118,7 +124,7 @@ class ReconstructionDetector:
             with torch.no_grad():
                 self.scorer.fit(self.model, x, self.batch_size)
             self._score_fitted = True
-        clean = self._scores(x)
+        clean = self._scores(x)[0]
         self.clean_scores_ = clean  # the fitting data's scores, for other operating points
         self.threshold = threshold_at_fpr(clean, fpr)
         self.fpr = fpr
@@ -131,11 +137,8 @@ class ReconstructionDetector:
         if self.threshold is None:
             raise RuntimeError("the detector has no threshold yet: call fit(x_clean, fpr=...) first")
         x = as_images(x, self.model, self.device)
-        scores = self._scores(x)
-        with torch.no_grad():
-            probs = torch.cat([self.model(x[i:i + self.batch_size]).softmax(1)
-                               for i in range(0, x.shape[0], self.batch_size)])
-        conf, pred = probs.max(dim=1)
+        scores, logits = self._scores(x)  # the classifier's logits come from the scoring pass
+        conf, pred = logits.softmax(dim=1).max(dim=1)
         is_adv = scores > self.threshold
         report = {"scores": scores, "threshold": self.threshold, "score": self.score_name, "fpr": self.fpr,
                   "predictions": pred.cpu().numpy(), "confidences": conf.double().cpu().numpy()}

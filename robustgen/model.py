@@ -155,14 +155,17 @@ class StyleMemoryNet(nn.Module):
             return F.one_hot(logits.argmax(dim=1), self.num_classes).to(logits.dtype)
         raise ValueError(f"unknown reconstruction mode {mode!r}; use 'softmax', 'onehot' or a label tensor")
 
-    def reconstruct_all_labels(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode x's style under every one-hot label: shape (N, C, 1, S, S)."""
-        _, style = self.encode(x)
-        n, c = x.shape[0], self.num_classes
-        eye = torch.eye(c, device=x.device, dtype=style.dtype)
+    def decode_all_labels(self, style: torch.Tensor) -> torch.Tensor:
+        """Decode each style (N, D) under every one-hot label: shape (N, C, 1, S, S)."""
+        n, c = style.shape[0], self.num_classes
+        eye = torch.eye(c, device=style.device, dtype=style.dtype)
         # (N*C, C) one-hots paired with each image's style repeated C times.
         x_hat = self.decode(eye.repeat(n, 1), style.repeat_interleave(c, dim=0))
         return x_hat.view(n, c, *x_hat.shape[1:])
+
+    def reconstruct_all_labels(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode x's style under every one-hot label: shape (N, C, 1, S, S)."""
+        return self.decode_all_labels(self.encode(x)[1])
 
 
 def recon_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
