@@ -1,7 +1,7 @@
 """Typed configuration: dataclasses, TOML presets and ``key=value`` overrides.
 
-A preset is a TOML file with tables ``[data]``, ``[model]`` and ``[train]`` (plus top-level
-``name``); anything it leaves out keeps the dataclass default. Presets ship in ``configs/`` and are
+A preset is a TOML file with tables ``[data]``, ``[model]``, ``[train]`` and ``[adversary]`` (plus
+top-level ``name``); anything it leaves out keeps the dataclass default. Presets ship in ``configs/`` and are
 found by name in robustgen/configs/ (``smoke``, ``fast-mnist``, ``paper-mnist``, ``paper-emnist``) or given as a path.
 Overrides use dotted keys with TOML values: ``train.lr=1e-3``, ``data.dataset="idx:/data"``
 (quotes optional for strings), ``data.limit_train=none``.
@@ -10,13 +10,12 @@ Overrides use dotted keys with TOML values: ``train.lr=1e-3``, ``data.dataset="i
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
-import tomllib
 
 
 @dataclass
@@ -54,12 +53,29 @@ class TrainConfig:
 
 
 @dataclass
+class AdversaryConfig:
+    """Adversarial training: each training batch is attacked by the network's own inner attack."""
+
+    method: str = "none"  # none | pgd (Madry et al. 2018) | trades (Zhang et al. 2019)
+    eps: float = 0.3  # L-inf budget in [0, 1] pixel units
+    steps: int = 5  # inner attack iterations
+    step_size: float = 0.0  # per-step size in pixel units; 0 = 2.5 * eps / steps (Madry's rule)
+    random_start: bool = True  # start each inner attack at a uniform point of the eps-ball
+    warmup_epochs: int = 0  # clean epochs before any attack
+    ramp_epochs: float = 2.0  # then eps grows linearly from 0 to eps over this many epochs
+    beta: float = 6.0  # TRADES weight of KL(f(x) || f(x_adv)) (the TRADES paper's MNIST value)
+    clean_weight: float = 0.0  # pgd only: share of the cross-entropy taken on clean inputs (0 = Madry)
+    recon_target: str = "clean"  # what the decoder rebuilds from an attacked input: clean | attacked
+
+
+@dataclass
 class Config:
     name: str = "run"
     runs_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -192,6 +208,17 @@ def validate(cfg: Config) -> None:
         (cfg.model.style_dim >= 1, "model.style_dim must be at least 1"),
         (cfg.model.kernel_size % 2 == 1, "model.kernel_size must be odd"),
         (cfg.data.limit_train is None or cfg.data.limit_train >= 1, "data.limit_train must be at least 1"),
+    ]
+    a = cfg.adversary
+    checks += [
+        (a.method in ("none", "pgd", "trades"), "adversary.method must be none, pgd or trades"),
+        (0 < a.eps <= 1, "adversary.eps must lie in (0, 1] (pixel units)"),
+        (a.steps >= 1, "adversary.steps must be at least 1"),
+        (a.step_size >= 0, "adversary.step_size must be non-negative (0 = 2.5 * eps / steps)"),
+        (0 <= a.warmup_epochs and a.ramp_epochs >= 0, "adversary.warmup_epochs and ramp_epochs must be non-negative"),
+        (a.beta >= 0, "adversary.beta must be non-negative"),
+        (0 <= a.clean_weight <= 1, "adversary.clean_weight must lie in [0, 1]"),
+        (a.recon_target in ("clean", "attacked"), "adversary.recon_target must be clean or attacked"),
     ]
     for ok, message in checks:
         if not ok:

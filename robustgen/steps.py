@@ -1,5 +1,7 @@
 """One training epoch, two ways: plain eager steps (CPU, or CUDA without graphs) and a CUDA-graph
-step that replays the whole forward/backward/Adam update with no host synchronisation.
+step that replays the whole forward/backward/Adam update with no host synchronisation. With an
+adversary (``adversary.InnerAttack``) the step first attacks the batch; on CUDA that inner attack is
+part of the captured graph.
 
 Both keep the dataset on the device as one tensor and index it with a random permutation (no
 DataLoader). Loss parts are summed on the device and read once per epoch.
@@ -12,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .adversary import InnerAttack, adversarial_loss
 from .model import StyleMemoryNet, recon_error
 
 
@@ -59,27 +62,38 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 class EagerStep:
     """Plain PyTorch steps; the only path on the CPU (torch.compile is slower there)."""
 
-    def __init__(self, model, optimizer, x, y, *, batch_size: int, alpha: float, noise_std: float, shift: int):
+    def __init__(self, model, optimizer, x, y, *, batch_size: int, alpha: float, noise_std: float, shift: int,
+                 adversary: InnerAttack | None = None):
         self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
         self.batch_size, self.alpha, self.noise_std, self.shift = batch_size, alpha, noise_std, shift
+        self.adversary = adversary
         self.sums = torch.zeros(2, device=x.device)
 
     def step(self, idx: torch.Tensor, generator: torch.Generator | None) -> None:
         target, x_in = corrupt(self.x[idx], self.noise_std, self.shift, generator)
-        loss, ce, rec = loss_terms(self.model, x_in, target, self.y[idx], self.alpha)
+        if self.adversary is not None:
+            loss, ce, rec = adversarial_loss(self.model, self.adversary, x_in, target, self.y[idx], self.alpha, generator)
+        else:
+            loss, ce, rec = loss_terms(self.model, x_in, target, self.y[idx], self.alpha)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.sums += torch.stack([ce.detach(), rec.detach()])
 
+    def set_schedule(self, lr: float, eps: float | None) -> None:
+        set_lr(self.optimizer, lr)
+        if self.adversary is not None:
+            self.adversary.set_eps(eps)  # a device kernel, no host sync
+
     def run_epoch(self, perm: torch.Tensor, lrs: list[float], generator: torch.Generator | None,
-                  on_step: Callable[[], None] | None = None) -> torch.Tensor:
-        """Train on ``len(lrs)`` full batches taken in ``perm`` order; return summed (ce, recon)."""
+                  on_step: Callable[[], None] | None = None, eps: list[float] | None = None) -> torch.Tensor:
+        """Train on ``len(lrs)`` full batches taken in ``perm`` order; return summed (ce, recon).
+        ``eps[i]`` is the adversary's budget at step i (ignored without an adversary)."""
         self.model.train()
         self.sums.zero_()
         b = self.batch_size
         for i, lr in enumerate(lrs):
-            set_lr(self.optimizer, lr)
+            self.set_schedule(lr, eps[i] if eps else None)
             self.step(perm[i * b:(i + 1) * b], generator)
             if on_step:
                 on_step()
@@ -125,14 +139,14 @@ class GraphStep(EagerStep):
         with torch.cuda.graph(self.graph):
             self.step(self.idx, None)
 
-    def run_epoch(self, perm, lrs, generator, on_step=None):
+    def run_epoch(self, perm, lrs, generator, on_step=None, eps=None):
         self.model.train()
         if self.graph is None:
             self._capture(perm)
         self.sums.zero_()
         b = self.batch_size
         for i, lr in enumerate(lrs):
-            set_lr(self.optimizer, lr)
+            self.set_schedule(lr, eps[i] if eps else None)
             self.idx.copy_(perm[i * b:(i + 1) * b])
             self.graph.replay()
             if on_step:

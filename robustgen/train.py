@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint as ckpt_io
+from .adversary import InnerAttack, eps_schedule
 from .config import Config, config_from_dict, to_toml, validate
 from .data import dataset_info, load_dataset
 from .inference import encode_dataset
@@ -85,8 +86,10 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
     schedule = lr_schedule(t.lr_schedule, t.lr, steps * t.epochs, t.warmup_frac)
     use_graph = device.type == "cuda" and t.cuda_graph
     runner_cls = GraphStep if use_graph else EagerStep
+    adversary = InnerAttack(cfg.adversary, device) if cfg.adversary.method != "none" else None
+    eps_at = eps_schedule(cfg.adversary, steps)
     runner = runner_cls(model, optimizer, x, y, batch_size=t.batch_size, alpha=t.alpha,
-                        noise_std=t.noise_std, shift=t.shift)
+                        noise_std=t.noise_std, shift=t.shift, adversary=adversary)
     history = []
     for epoch in range(start_epoch, t.epochs):
         seed = _epoch_seed(t.seed, epoch)
@@ -96,19 +99,22 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
             torch.cuda.manual_seed(seed)  # noise and shifts use the default CUDA generator
         noise_gen = cpu_gen if device.type == "cpu" else None
         lrs = [schedule(epoch * steps + i) for i in range(steps)]
+        eps = [eps_at(epoch * steps + i) for i in range(steps)] if adversary else None
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step", leave=True)
         start = time.perf_counter()
-        sums = runner.run_epoch(perm, lrs, noise_gen, on_step=bar.update if bar else None)
+        sums = runner.run_epoch(perm, lrs, noise_gen, on_step=bar.update if bar else None, eps=eps)
         ce, rec = (sums / steps).tolist()  # the epoch's one host sync
         seconds = time.perf_counter() - start
         val = evaluate(model, *val_xy, batch_size=t.eval_batch_size)
         stats = {"epoch": epoch + 1, "loss": ce + t.alpha * rec, "ce": ce, "recon": rec,
                  "val_accuracy": val["accuracy"], "val_recon": val["recon_pred_softmax"],
                  "lr_end": lrs[-1], "epoch_seconds": seconds}
+        if adversary:
+            stats["adv_eps_end"] = eps[-1]
         if bar:
             bar.set_postfix(loss=f"{stats['loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
             bar.close()
