@@ -1,7 +1,8 @@
 """The detection benchmark behind ``robustgen attack``: fit detectors on clean validation data,
 attack the first N test images, and compute every number of the report.
 
-Returns data (rows, ROC curves, misclassification AUROCs); files are written by ``reports``.
+Returns data (rows, ROC curves, per-input outcomes, misclassification AUROCs, sanity checks);
+files are written by ``reports``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .attacks import is_adaptive, make_attack, run_attack
 from .detect import ReconstructionDetector, threshold_at_fpr
 from .inference import encode_dataset
-from .metrics import auroc, detection_row, roc_points
+from .metrics import auroc, detection_row, roc_points, wilson_interval
 from .model import StyleMemoryNet, check_class_count
 
 TARGET_FPRS = (0.01, 0.05, 0.10)
@@ -27,6 +29,14 @@ class BenchmarkResult:
     roc: list[dict] = field(default_factory=list)  # long format: method, eps, score, fpr, tpr, threshold
     misclassification: list[dict] = field(default_factory=list)  # one per score, on clean test data
     seconds: dict = field(default_factory=dict)  # attack wall time per (method, eps[, score])
+    labels: np.ndarray | None = None  # (N,) true labels of the attacked inputs
+    # (method, eps, score) -> (N,) bool: that attack made the input misclassified and unflagged
+    broken: dict = field(default_factory=dict)
+    # (method, eps, target score or None) -> (N,) bool: correct clean input that the attack misclassified
+    fooled: dict = field(default_factory=dict)
+    correct: np.ndarray | None = None  # (N,) bool: classified correctly when clean
+    sanity: list[dict] = field(default_factory=list)  # check, passed, detail (see robustgen.sanity)
+    budgets: dict = field(default_factory=dict)  # method -> its per-input budget in words
 
 
 def _predict_and_errors(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size: int):
@@ -46,64 +56,108 @@ def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, bat
     return detectors, thresholds
 
 
+def attack_outcome(model, detectors: dict, method: str, eps: float, x: torch.Tensor, y: torch.Tensor, *,
+                   target: str | None, batch_size: int, attack_kwargs: dict, on_batch=None):
+    """Run one attack (against ``detectors[target]`` when it is detector-aware) and score its
+    output with the detectors it is judged by. Returns (attack, x_adv, predictions, {score: scores}, seconds)."""
+    attack = make_attack(method, model, eps, detector=detectors.get(target), **attack_kwargs)
+    start = time.perf_counter()
+    x_adv = run_attack(attack, x, y, batch_size, on_batch=on_batch)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        pred = torch.cat([model(x_adv[i:i + batch_size].to(next(model.parameters()).device)).argmax(1).cpu()
+                          for i in range(0, len(x_adv), batch_size)]).numpy()
+    judged = list(detectors) if target is None else [target]
+    return attack, x_adv, pred, {s: detectors[s].score(x_adv) for s in judged}, seconds
+
+
 def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
                   methods: list[str], eps_list: list[float], scores: list[str], fpr: float = 0.05,
-                  batch_size: int = 500, attack_kwargs: dict | None = None,
-                  on_attack: Callable[[str, int], None] | None = None) -> BenchmarkResult:
+                  batch_size: int = 500, attack_kwargs: dict | None = None, sanity_n: int = 200,
+                  on_attack: Callable[[str, int], None] | None = None,
+                  on_stage: Callable[[str], None] | None = None) -> BenchmarkResult:
     """Attack ``x_test`` with every (method, eps) and score it with every detector.
 
-    Oblivious attacks are run once per (method, eps) and shared by all scores; adaptive attacks
-    are run once per score, against that score's detector. ``on_attack(label, n_done)`` reports
-    progress in images.
+    Oblivious attacks are run once per (method, eps) and shared by all scores; detector-aware
+    attacks are run once per score, against that score's detector. Then the sanity checks of
+    ``robustgen.sanity`` run on the first ``sanity_n`` inputs (0 skips the ones that attack again).
+    ``on_attack(label, n_done)`` reports progress in images, ``on_stage(text)`` the stage.
     """
+    from .sanity import run_sanity_checks
+
     check_class_count(model, y_test, "the test data")
     attack_kwargs = attack_kwargs or {}
     result = BenchmarkResult()
+    if on_stage:
+        on_stage("fitting detectors on clean validation data")
     detectors, thresholds = fit_detectors(model, scores, x_val, fpr, batch_size)
     y = y_test.cpu().numpy()
+    result.labels = y
     pred_clean, err_clean_pred, _ = _predict_and_errors(model, x_test, y_test, batch_size)
     clean_scores = {s: detectors[s].score(x_test) for s in scores}
     correct = pred_clean == y
+    result.correct = correct
     for s in scores:
         result.misclassification.append({"score": s, "n": int(len(y)), "n_misclassified": int((~correct).sum()),
                                          "auroc_misclassified": auroc(clean_scores[s][correct], clean_scores[s][~correct])})
 
     for method in methods:
         for eps in eps_list:
-            targets = [(s, [s]) for s in scores] if is_adaptive(method) else [(None, scores)]
-            for target, scored in targets:
+            targets = scores if is_adaptive(method) else [None]
+            for target in targets:
                 label = f"{method} eps={eps:g}" + (f" vs {target}" if target else "")
-                attack = make_attack(method, model, eps, detector=detectors.get(target), **attack_kwargs)
-                start = time.perf_counter()
-                x_adv = run_attack(attack, x_test, y_test, batch_size,
-                                   on_batch=(lambda k, lab=label: on_attack(lab, k)) if on_attack else None)
-                result.seconds[label] = time.perf_counter() - start
-                pred_adv, err_adv_pred, err_adv_true = _predict_and_errors(model, x_adv, y_test, batch_size)
-                for s in scores if target is None else scored:
-                    s_adv = detectors[s].score(x_adv)
-                    row = {"method": method, "attack_kind": "adaptive" if target else "oblivious",
-                           "eps": eps, "score": s}
+                if on_stage:
+                    on_stage(label)
+                attack, x_adv, pred_adv, adv_scores, seconds = attack_outcome(
+                    model, detectors, method, eps, x_test, y_test, target=target, batch_size=batch_size,
+                    attack_kwargs=attack_kwargs, on_batch=(lambda k, lab=label: on_attack(lab, k)) if on_attack else None)
+                result.seconds[label] = seconds
+                result.budgets[method] = attack.budget
+                result.fooled[(method, eps, target)] = correct & (pred_adv != y)
+                _, err_adv_pred, err_adv_true = _predict_and_errors(model, x_adv, y_test, batch_size)
+                for s, s_adv in adv_scores.items():
+                    op = thresholds[s][fpr]
+                    result.broken[(method, eps, s)] = correct & (pred_adv != y) & ~(s_adv > op)
+                    row = {"method": method, "attack_kind": "adaptive" if target else "oblivious", "eps": eps, "score": s}
                     row.update(detection_row(y=y, pred_clean=pred_clean, pred_adv=pred_adv, s_clean=clean_scores[s],
                                              s_adv=s_adv, thresholds=thresholds[s], fpr=fpr))
                     row.update(err_clean_pred=float(err_clean_pred.mean()), err_adv_pred=float(err_adv_pred.mean()),
-                               err_adv_true=float(err_adv_true.mean()), threshold=thresholds[s][fpr],
-                               attack_seconds=result.seconds[label])
+                               err_adv_true=float(err_adv_true.mean()), threshold=op, attack_seconds=seconds)
                     result.rows.append(row)
                     f, t, th = roc_points(clean_scores[s], s_adv)
                     result.roc += [{"method": method, "eps": eps, "score": s, "fpr": a, "tpr": b, "threshold": c}
                                    for a, b, c in zip(f, t, th)]
+    if on_stage:
+        on_stage("sanity checks")
+    result.sanity = run_sanity_checks(result, model, detectors, x_test, y_test, methods=methods, eps_list=eps_list,
+                                      batch_size=batch_size, attack_kwargs=attack_kwargs, sanity_n=sanity_n,
+                                      fpr=fpr, thresholds=thresholds)
     return result
 
 
-def worst_case(rows: list[dict]) -> list[dict]:
-    """Per (eps, score): the attack that leaves the most undetected successes (what a detector
-    result should be judged against)."""
-    best: dict[tuple, dict] = {}
-    for r in rows:
-        key = (r["eps"], r["score"])
-        if key not in best or r["undetected_success_rate"] > best[key]["undetected_success_rate"]:
-            best[key] = r
-    return [{"eps": k[0], "score": k[1], "strongest_attack": v["method"],
-             "undetected_success_rate": v["undetected_success_rate"], "auroc_successful": v["auroc_successful"],
-             "robust_acc": v["robust_acc"]} for k, v in sorted(best.items())]
+def worst_case(result: BenchmarkResult) -> list[dict]:
+    """Per (eps, score): the share of all N inputs that *any* attack of the run broke (made
+    misclassified and unflagged): the union over attacks, per input, with a 95 % Wilson interval."""
+    groups: dict[tuple, list] = {}
+    for (method, eps, score), broken in result.broken.items():
+        groups.setdefault((eps, score), []).append((method, broken))
+    out = []
+    for (eps, score), items in sorted(groups.items()):
+        union = np.logical_or.reduce([b for _, b in items])
+        n, k = len(union), int(union.sum())
+        lo, hi = wilson_interval(k, n)
+        out.append({"eps": eps, "score": score, "n": n, "undetected_success_rate": k / n, "ci_low": lo, "ci_high": hi,
+                    "attacks": "+".join(m for m, _ in items)})
+    return out
 
+
+def per_input_rows(result: BenchmarkResult) -> list[dict]:
+    """One row per (input, eps): index, label, eps, and per ``method:score`` whether it broke the input."""
+    by_eps: dict[float, dict] = {}
+    for (method, eps, score), broken in result.broken.items():
+        by_eps.setdefault(eps, {})[f"{method}:{score}"] = broken
+    rows = []
+    for eps, columns in sorted(by_eps.items()):
+        for i, label in enumerate(result.labels):
+            rows.append({"index": i, "label": int(label), "eps": eps, **{k: int(v[i]) for k, v in columns.items()}})
+    return rows

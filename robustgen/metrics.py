@@ -66,3 +66,16 @@ def detection_row(*, y: np.ndarray, pred_clean: np.ndarray, pred_adv: np.ndarray
     row["fpr_test"] = flagged_rate(s_clean, op)
     row["undetected_success_rate"] = float((success & ~(s_adv > op)).sum() / max(1, n))
     return row
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval for a share k / n (stays inside [0, 1], sensible at k = 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: rounding must not move them
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return float(lo), float(hi)

@@ -1,14 +1,18 @@
 import pytest
 import torch
 
-from robustgen import ReconstructionDetector
+from robustgen import GuardedClassifier, ReconstructionDetector
 from robustgen.attacks import (
+    REGISTRY,
     Attack,
     AttackCheckError,
     make_attack,
     parse_eps,
     run_attack,
 )
+from robustgen.attacks.base import cascade
+from robustgen.attacks.orthogonal_pgd import OrthogonalPGD
+from robustgen.attacks.selective_pgd import SelectivePGD, orthogonalize
 from robustgen.metrics import detection_row
 
 
@@ -63,8 +67,117 @@ def test_adaptive_pgd_evades_at_least_as_often_as_pgd(trained_model, mnist_small
     assert outcome["adaptive-pgd"] >= outcome["pgd"] + 0.2  # measured: 0.525 -> 0.94
 
 
-def test_adaptive_needs_a_fitted_detector(trained_model):
+@pytest.mark.parametrize("name", ["adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"])
+def test_detector_aware_attacks_need_a_fitted_detector(trained_model, name):
     with pytest.raises(ValueError, match="fitted ReconstructionDetector"):
-        make_attack("adaptive-pgd", trained_model, 0.3)
-    with pytest.raises(ValueError, match="unknown attack"):
+        make_attack(name, trained_model, 0.3)
+
+
+def test_unknown_attacks_and_budgets_are_refused(trained_model):
+    with pytest.raises(ValueError, match="unknown attack 'cw'"):
         make_attack("cw", trained_model, 0.3)
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        make_attack("pgd", trained_model, 0.3, steps=0)
+    with pytest.raises(ValueError, match="queries must be at least 1"):
+        make_attack("square", trained_model, 0.3, queries=0)
+
+
+def test_every_registered_attack_has_a_paper_and_a_budget():
+    for name, (module, _, _) in REGISTRY.items():
+        doc = module.__doc__
+        assert doc and any(str(year) in doc.split("\n\n")[0] for year in range(2014, 2023)), name
+
+
+def test_orthogonal_projection_makes_the_gradients_orthogonal_before_the_sign():
+    torch.manual_seed(0)
+    g_cls, g_det = torch.randn(6, 1, 28, 28), torch.randn(6, 1, 28, 28)
+    g_det[0] = 2.0 * g_cls[0] + 0.1 * g_det[0]  # nearly parallel: the projection must still work
+    success = torch.tensor([False, False, False, True, True, True])
+    dot = lambda a, b: (a.flatten(1) * b.flatten(1)).sum(1)  # noqa: E731
+    d = OrthogonalPGD.direction(OrthogonalPGD.__new__(OrthogonalPGD), g_cls, g_det, success)
+    # not yet misclassified: the classifier step has no component along the detector gradient
+    assert dot(d[:3], g_det[:3]).abs().max() < 1e-3 * dot(g_det[:3], g_det[:3]).sqrt().max()
+    # misclassified: the detector step has no component along the classifier gradient
+    assert dot(d[3:], g_cls[3:]).abs().max() < 1e-3 * dot(g_cls[3:], g_cls[3:]).sqrt().max()
+    expected = g_cls - (dot(g_cls, g_det) / dot(g_det, g_det))[:, None, None, None] * g_det
+    assert torch.allclose(orthogonalize(g_cls, g_det), expected, atol=1e-5)
+    # the selective variant does not project: it takes each gradient as it is
+    plain = SelectivePGD.direction(SelectivePGD.__new__(SelectivePGD), g_cls, g_det, success)
+    assert torch.equal(plain[:3], g_cls[:3]) and torch.equal(plain[3:], g_det[3:])
+
+
+def test_cascade_keeps_each_inputs_first_misclassifying_example():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))  # class = larger of pixels 0 and 1
+    x = torch.tensor([[0.6, 0.4, 0, 0], [0.6, 0.4, 0, 0], [0.9, 0.1, 0, 0]]).view(3, 1, 2, 2)
+    y = torch.zeros(3, dtype=torch.long)
+    calls = []
+
+    def push(xb, yb):  # moves 0.15 from pixel 0 to pixel 1: breaks inputs 0 and 1, not input 2
+        calls.append(len(xb))
+        out = xb.clone()
+        out[:, 0, 0, 0] -= 0.15
+        out[:, 0, 0, 1] += 0.15
+        return out
+
+    adv = cascade([push, push], model, x, y)
+    assert calls == [3, 1]  # the second attack only sees the input the first did not break
+    assert torch.allclose(adv[0, 0, 0], torch.tensor([0.45, 0.55]))  # first misclassifying example kept
+    assert torch.allclose(adv[2, 0, 0], torch.tensor([0.75, 0.25]))  # never broken: the last attack's output
+
+
+def test_selective_and_orthogonal_pgd_evade_more_than_pgd(trained_model, mnist_small):
+    xv, (x, y) = mnist_small[1][0][:500], (mnist_small[1][0][500:620], mnist_small[1][1][500:620])
+    det = ReconstructionDetector(trained_model, "recon").fit(xv, fpr=0.05)
+    kw = {"steps": 20, "step_size": 0.03}
+    outcome = {}
+    for name in ("pgd", "selective-pgd", "orthogonal-pgd"):
+        torch.manual_seed(0)
+        atk = make_attack(name, trained_model, 0.3, detector=det, targets="untargeted", **kw)
+        x_adv = run_attack(atk, x, y, batch_size=60)
+        assert (x_adv - x).abs().max() <= 0.3 + 1e-6
+        with torch.no_grad():
+            pc, pa = trained_model(x).argmax(1).numpy(), trained_model(x_adv).argmax(1).numpy()
+        row = detection_row(y=y.numpy(), pred_clean=pc, pred_adv=pa, s_clean=det.score(x), s_adv=det.score(x_adv),
+                            thresholds={0.05: det.threshold}, fpr=0.05)
+        outcome[name] = row["undetected_success_rate"]
+    assert outcome["selective-pgd"] >= outcome["pgd"] + 0.2, outcome
+    assert outcome["orthogonal-pgd"] >= outcome["pgd"] + 0.2, outcome
+
+
+def test_targeted_runs_only_add_to_the_untargeted_one(trained_model, mnist_small):
+    xv, (x, y) = mnist_small[1][0][:500], (mnist_small[1][0][500:560], mnist_small[1][1][500:560])
+    det = ReconstructionDetector(trained_model, "recon").fit(xv, fpr=0.05)
+    broken = {}
+    for targets in ("untargeted", "all"):
+        torch.manual_seed(0)
+        atk = make_attack("orthogonal-pgd", trained_model, 0.15, detector=det, targets=targets, steps=10, step_size=0.03)
+        x_adv = run_attack(atk, x, y)
+        with torch.no_grad():
+            mis = trained_model(x_adv).argmax(1) != y
+        broken[targets] = int((mis & torch.as_tensor(det.score(x_adv) <= det.threshold)).sum())
+    assert broken["all"] >= broken["untargeted"], broken
+
+
+@pytest.mark.parametrize("name, kw", [("apgd", {"steps": 20}), ("square", {"queries": 300}),
+                                      ("autoattack", {"steps": 5})])
+def test_stronger_oblivious_attacks_break_the_clean_model(trained_model, mnist_small, name, kw):
+    x, y = mnist_small[1][0][:60], mnist_small[1][1][:60]
+    torch.manual_seed(0)
+    x_adv = run_attack(make_attack(name, trained_model, 0.3, **kw), x, y)
+    with torch.no_grad():
+        clean = float((trained_model(x).argmax(1) == y).float().mean())
+        robust = float((trained_model(x_adv).argmax(1) == y).float().mean())
+    assert robust < clean - 0.5, (clean, robust)
+
+
+def test_guarded_apgd_attacks_classifier_and_detector_together(trained_model, mnist_small):
+    xv, (x, y) = mnist_small[1][0][:500], (mnist_small[1][0][500:560], mnist_small[1][1][500:560])
+    det = ReconstructionDetector(trained_model, "recon").fit(xv, fpr=0.05)
+    torch.manual_seed(0)
+    x_adv = run_attack(make_attack("guarded-apgd", trained_model, 0.3, detector=det, steps=20), x, y)
+    guarded = GuardedClassifier(trained_model, det)
+    assert (x_adv - x).abs().max() <= 0.3 + 1e-6
+    # most inputs end misclassified *and* unflagged: the attack did not just push them into rejection
+    assert float((~guarded.robust(x_adv, y)).float().mean()) > 0.5

@@ -1,106 +1,93 @@
-"""Attacks: a registry of oblivious attacks (torchattacks) and detector-aware ones (ours).
+"""Attacks: one per file (torchattacks' layout), the registry here.
 
 All attacks work in [0, 1] pixel space with an L-infinity budget ``eps`` and return images of the
-input's shape. An *oblivious* attack knows only the classifier (``model(x)`` -> logits); an
-*adaptive* attack also knows the detector (its score and threshold).
+input's shape. An *oblivious* attack knows only the classifier (``model(x)`` -> logits); a
+*detector-aware* (adaptive) attack also knows a fitted detector (its score and threshold) and is
+run once per detector score.
 
     attack = make_attack("pgd", model, eps=0.3)               # PGD-40, step 0.01, random start
     x_adv = run_attack(attack, x, y, batch_size=500)          # batched, on the model's device, checked
-    attack = make_attack("adaptive-pgd", model, eps=0.3, detector=det)
+    attack = make_attack("orthogonal-pgd", model, eps=0.3, detector=det)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import Callable
 
 import torch
 
-from .adaptive import AdaptivePGD
+from . import (
+    adaptive_pgd,
+    apgd,
+    autoattack,
+    bim,
+    fgsm,
+    guarded_apgd,
+    orthogonal_pgd,
+    pgd,
+    selective_pgd,
+    square,
+)
+from .base import Attack, AttackCheckError, check_adversarial, parse_eps
 
-ATTACKS = {
-    "fgsm": "FGSM (Goodfellow et al. 2015), one signed-gradient step of size eps; oblivious",
-    "bim": "BIM (Kurakin et al. 2017), iterative FGSM without random start; oblivious",
-    "pgd": "PGD (Madry et al. 2018), random start, projected signed-gradient steps; oblivious",
-    "adaptive-pgd": "detector-aware PGD: a plain PGD round, then margin loss + weighted detector score "
-                    "with the weight binary-searched per input; keeps the best evading example",
+# name -> (module with build(model, eps, **options), detector-aware?, one-line description)
+REGISTRY = {
+    "fgsm": (fgsm, False, "FGSM (Goodfellow et al. 2015): one signed-gradient step of size eps"),
+    "bim": (bim, False, "BIM (Kurakin et al. 2017): iterative FGSM, no random start (default 40 x 0.01)"),
+    "pgd": (pgd, False, "PGD (Madry et al. 2018): random start, projected signed steps (default 40 x 0.01)"),
+    "apgd": (apgd, False, "APGD-CE then APGD-DLR (Croce & Hein 2020), 100 iterations each"),
+    "autoattack": (autoattack, False, "AutoAttack at its reference budget: APGD-CE, APGD-T x 9, FAB-T x 9 (100 "
+                                      "iterations), Square 5,000 queries"),
+    "square": (square, False, "Square (Andriushchenko et al. 2020): gradient-free, 5,000 queries; the "
+                              "gradient-masking check"),
+    "adaptive-pgd": (adaptive_pgd, True, "margin loss + weighted detector hinge, weight binary-searched per input"),
+    "selective-pgd": (selective_pgd, True, "Bryniarski et al. 2022: classifier gradient until misclassified, then "
+                                           "detector gradient; untargeted and at every wrong class"),
+    "orthogonal-pgd": (orthogonal_pgd, True, "Bryniarski et al. 2022: selective PGD with each gradient made "
+                                             "orthogonal to the other"),
+    "guarded-apgd": (guarded_apgd, True, "APGD-CE and APGD-DLR on the combined model (classifier + reject "
+                                         "logit, Carlini & Wagner 2017)"),
 }
-DEFAULT_STEPS = 40
-DEFAULT_STEP_SIZE = 0.01
-
-
-class AttackCheckError(RuntimeError):
-    """An attack produced images outside the eps-ball, outside [0, 1], or with NaN."""
-
-
-def parse_eps(value: str | float) -> float:
-    """``0.3``, ``"0.3"`` or ``"8/255"`` -> float in (0, 1]."""
-    try:
-        eps = float(Fraction(str(value).strip())) if not isinstance(value, float) else value
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"cannot read eps {value!r}; give a number in [0, 1] pixel units like 0.3 or 8/255") from None
-    if not 0.0 < eps <= 1.0:
-        raise ValueError(f"eps must lie in (0, 1] (pixel units in [0, 1]), got {value!r}")
-    return eps
+ATTACKS = {name: desc for name, (_, _, desc) in REGISTRY.items()}
+GRADIENT_FREE = {"square"}
+DEFAULT_STEPS = pgd.DEFAULT_STEPS
+DEFAULT_STEP_SIZE = pgd.DEFAULT_STEP_SIZE
 
 
 def is_adaptive(name: str) -> bool:
-    return name.startswith("adaptive")
+    """Whether the attack knows the detector (and so runs once per score)."""
+    return _entry(name)[1]
 
 
-@dataclass
-class Attack:
-    """A configured attack: ``fn(x, y) -> x_adv`` on one batch, plus what it is."""
-
-    name: str
-    eps: float
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    adaptive: bool
-    steps: int
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.fn(x, y)
+def _entry(name: str):
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown attack {name!r}; use one of {', '.join(REGISTRY)}") from None
 
 
 def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: int | None = None,
                 step_size: float | None = None, random_start: bool = True, detector=None,
-                search_steps: int = 5) -> Attack:
-    """Build an attack by name (see ``ATTACKS``). ``steps``/``step_size`` default to PGD-40 with
-    step 0.01 (MNIST); FGSM ignores them. ``adaptive-pgd`` needs a fitted ``detector``."""
-    import torchattacks
-
+                search_steps: int = 5, targets: str = "all", queries: int | None = None) -> Attack:
+    """Build an attack by name (see ``ATTACKS``). ``steps``/``step_size`` left as None take each
+    attack's own default (PGD-40 step 0.01; APGD and AutoAttack 100 iterations); ``queries`` is
+    the gradient-free Square attack's budget (default 5,000).
+    Detector-aware attacks need a fitted ``detector``; ``targets`` ("all" or "untargeted") picks
+    whether selective/orthogonal PGD also run targeted at every wrong class."""
+    module, adaptive, _ = _entry(name)
     eps = parse_eps(eps)
-    steps = DEFAULT_STEPS if steps is None else steps
-    step_size = DEFAULT_STEP_SIZE if step_size is None else step_size
-    if steps < 1 or step_size <= 0:
-        raise ValueError("steps must be at least 1 and step_size positive")
-    if name == "fgsm":
-        return Attack(name, eps, torchattacks.FGSM(model, eps=eps), False, 1)
-    if name == "bim":
-        return Attack(name, eps, torchattacks.BIM(model, eps=eps, alpha=step_size, steps=steps), False, steps)
-    if name == "pgd":
-        atk = torchattacks.PGD(model, eps=eps, alpha=step_size, steps=steps, random_start=random_start)
-        return Attack(name, eps, atk, False, steps)
-    if name == "adaptive-pgd":
-        if detector is None or detector.threshold is None:
-            raise ValueError("adaptive-pgd attacks a detector: pass a fitted ReconstructionDetector")
-        atk = AdaptivePGD(detector, eps=eps, step_size=step_size, steps=steps, search_steps=search_steps)
-        return Attack(name, eps, atk, True, steps * (search_steps + 1))
-    raise ValueError(f"unknown attack {name!r}; use one of {', '.join(ATTACKS)}")
-
-
-def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, name: str = "attack") -> None:
-    """Fail loudly unless x_adv has x's shape, no NaN, values in [0, 1] and |x_adv - x|_inf <= eps."""
-    if x_adv.shape != x.shape:
-        raise AttackCheckError(f"{name} returned shape {tuple(x_adv.shape)} for inputs of shape {tuple(x.shape)}")
-    if not torch.isfinite(x_adv).all():
-        raise AttackCheckError(f"{name} produced NaN or infinite pixels")
-    if x_adv.min() < 0.0 or x_adv.max() > 1.0:
-        raise AttackCheckError(f"{name} left the [0, 1] pixel range: [{float(x_adv.min()):.4g}, {float(x_adv.max()):.4g}]")
-    dist = (x_adv - x).abs().amax()
-    if dist > eps + 1e-5:
-        raise AttackCheckError(f"{name} perturbation {float(dist):.6f} exceeds eps {eps:.6f}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if queries is not None and queries < 1:
+        raise ValueError(f"queries must be at least 1, got {queries}")
+    if step_size is not None and step_size <= 0:
+        raise ValueError(f"step_size must be positive, got {step_size}")
+    if targets not in ("all", "untargeted"):
+        raise ValueError(f"targets must be 'all' or 'untargeted', got {targets!r}")
+    if adaptive and (detector is None or detector.threshold is None):
+        raise ValueError(f"{name} attacks a detector: pass a fitted ReconstructionDetector")
+    return module.build(model, eps, steps=steps, step_size=step_size, random_start=random_start, detector=detector,
+                        search_steps=search_steps, targets=targets, queries=queries)
 
 
 def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
@@ -119,7 +106,10 @@ def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def attack_device(attack: Attack) -> torch.device:
-    model = getattr(attack.fn, "model", None)
-    if model is None:
+    if attack.model is None:
         return torch.device("cpu")
-    return next(model.parameters()).device
+    return next(attack.model.parameters()).device
+
+
+__all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "REGISTRY", "check_adversarial", "is_adaptive",
+           "make_attack", "parse_eps", "run_attack"]

@@ -1,4 +1,6 @@
-"""Detector-aware PGD ("adaptive-pgd"): an attack that knows the detector's score and threshold.
+"""Detector-aware PGD ("adaptive-pgd"), after Carlini & Wagner 2017, "Adversarial examples are not
+easily detected: bypassing ten detection methods" (margin loss plus a detector term, with the
+weight found by binary search). It knows the detector's score and threshold.
 
 Minimise, per input, with projected signed-gradient steps in the L-infinity ball of radius eps:
 
@@ -24,6 +26,18 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .base import Attack, margin, project, random_start
+
+DEFAULT_STEPS, DEFAULT_STEP_SIZE = 40, 0.01
+
+
+def build(model, eps: float, *, detector, steps: int | None = None, step_size: float | None = None,
+          search_steps: int = 5, **_) -> Attack:
+    steps, step_size = steps or DEFAULT_STEPS, step_size or DEFAULT_STEP_SIZE
+    atk = AdaptivePGD(detector, eps=eps, step_size=step_size, steps=steps, search_steps=search_steps)
+    words = f"{steps} steps of {step_size:g} x {search_steps + 1} rounds (1 plain + {search_steps} binary search)"
+    return Attack("adaptive-pgd", eps, atk, True, steps * (search_steps + 1), detector.model, words)
+
 
 class AdaptivePGD:
     def __init__(self, detector, eps: float, step_size: float = 0.01, steps: int = 40, search_steps: int = 5,
@@ -34,18 +48,11 @@ class AdaptivePGD:
         self.eps, self.step_size, self.steps = eps, step_size, steps
         self.search_steps, self.c_init, self.kappa, self.random_start = search_steps, c_init, kappa, random_start
 
-    def _margin(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        true = logits.gather(1, y[:, None])[:, 0]
-        other = logits.scatter(1, y[:, None], float("-inf")).max(dim=1).values
-        return (true - other).clamp(min=-self.kappa)
-
     def _round(self, x, y, c, best, best_state, best_score, oblivious: bool = False):
         """One round of PGD on a subset; updates best/best_state/best_score in place (subset views
         are written back by the caller). Returns (misclassified at some step, fooled both)."""
         det, tau, scale = self.detector, self.detector.threshold, self.detector.score_scale
-        adv = x.clone()
-        if self.random_start:
-            adv = (adv + torch.empty_like(adv).uniform_(-self.eps, self.eps)).clamp(0.0, 1.0)
+        adv = random_start(x, self.eps) if self.random_start else x.clone()
         ever_mis = torch.zeros_like(y, dtype=torch.bool)
         for t in range(self.steps + 1):
             adv.requires_grad_(True)
@@ -66,11 +73,10 @@ class AdaptivePGD:
             if oblivious:
                 loss = -F.cross_entropy(logits, y, reduction="none")
             else:
-                loss = self._margin(logits, y) + c * torch.relu(scores - tau) / scale
+                loss = margin(logits, y, self.kappa) + c * torch.relu(scores - tau) / scale
             (grad,) = torch.autograd.grad(loss.sum(), adv)
             with torch.no_grad():
-                adv = adv - self.step_size * grad.sign()
-                adv = (x + (adv - x).clamp(-self.eps, self.eps)).clamp(0.0, 1.0)
+                adv = project(adv - self.step_size * grad.sign(), x, self.eps)
         return ever_mis, adv.detach()
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

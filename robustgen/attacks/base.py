@@ -1,0 +1,94 @@
+"""What every attack shares: the ``Attack`` record, eps parsing, the output checks, projection onto
+the L-inf ball, the margin loss, and the per-input cascade that keeps each input's first
+misclassifying example (AutoAttack's way of combining attacks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Sequence
+
+import torch
+
+
+class AttackCheckError(RuntimeError):
+    """An attack produced images outside the eps-ball, outside [0, 1], or with NaN."""
+
+
+@dataclass
+class Attack:
+    """A configured attack: ``fn(x, y) -> x_adv`` on one batch, plus what it is.
+
+    ``adaptive`` attacks know the detector they were built against (its score and threshold);
+    ``steps`` is the gradient (or query) budget per input, for the report.
+    """
+
+    name: str
+    eps: float
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    adaptive: bool
+    steps: int
+    model: torch.nn.Module | None = None  # where the attack runs (its device); None: the CPU
+    budget: str = ""  # the per-input budget in words, for reports ("40 steps, step 0.01, random start")
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, y)
+
+
+def parse_eps(value: str | float) -> float:
+    """``0.3``, ``"0.3"`` or ``"8/255"`` -> float in (0, 1]."""
+    try:
+        eps = float(Fraction(str(value).strip())) if not isinstance(value, float) else value
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"cannot read eps {value!r}; give a number in [0, 1] pixel units like 0.3 or 8/255") from None
+    if not 0.0 < eps <= 1.0:
+        raise ValueError(f"eps must lie in (0, 1] (pixel units in [0, 1]), got {value!r}")
+    return eps
+
+
+def project(adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Nearest point of the L-inf eps-ball around x that lies in [0, 1]."""
+    return (x + (adv - x).clamp(-eps, eps)).clamp(0.0, 1.0)
+
+
+def random_start(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return project(x + torch.empty_like(x).uniform_(-eps, eps), x, eps)
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor, kappa: float = float("inf")) -> torch.Tensor:
+    """Carlini & Wagner's margin Z_y - max_{j != y} Z_j, floored at -kappa: (N, C), (N,) -> (N,).
+    Negative means misclassified."""
+    true = logits.gather(1, y[:, None])[:, 0]
+    other = logits.scatter(1, y[:, None], float("-inf")).max(dim=1).values
+    return (true - other).clamp(min=-kappa)
+
+
+def cascade(attacks: Sequence[Callable], model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Run ``attacks`` in order, each only on the inputs that no earlier one misclassified; keep
+    per input the first misclassifying example (AutoAttack's ensemble). Inputs never broken keep
+    the last attack's output, so the result is always inside the ball."""
+    adv = x.clone()
+    with torch.no_grad():
+        robust = model(x).argmax(dim=1) == y
+    for atk in attacks:
+        idx = robust.nonzero()[:, 0]
+        if idx.numel() == 0:
+            break
+        out = atk(x[idx], y[idx]).detach()
+        adv[idx] = out
+        with torch.no_grad():
+            robust[idx] = model(out).argmax(dim=1) == y[idx]
+    return adv
+
+
+def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, name: str = "attack") -> None:
+    """Fail loudly unless x_adv has x's shape, no NaN, values in [0, 1] and |x_adv - x|_inf <= eps."""
+    if x_adv.shape != x.shape:
+        raise AttackCheckError(f"{name} returned shape {tuple(x_adv.shape)} for inputs of shape {tuple(x.shape)}")
+    if not torch.isfinite(x_adv).all():
+        raise AttackCheckError(f"{name} produced NaN or infinite pixels")
+    if x_adv.min() < 0.0 or x_adv.max() > 1.0:
+        raise AttackCheckError(f"{name} left the [0, 1] pixel range: [{float(x_adv.min()):.4g}, {float(x_adv.max()):.4g}]")
+    dist = (x_adv - x).abs().amax()
+    if dist > eps + 1e-5:
+        raise AttackCheckError(f"{name} perturbation {float(dist):.6f} exceeds eps {eps:.6f}")

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from robustgen.benchmark import BenchmarkResult, per_input_rows, worst_case
+from robustgen.metrics import wilson_interval
+from robustgen.sanity import _monotone, _square_vs_white_box, failed
+
+
+def _result():
+    r = BenchmarkResult(labels=np.array([3, 1, 4, 1, 5, 9, 2, 6]), correct=np.ones(8, dtype=bool))
+    a = np.array([1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    b = np.array([0, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    r.broken = {("pgd", 0.3, "recon"): a, ("orthogonal-pgd", 0.3, "recon"): b,
+                ("pgd", 0.1, "recon"): np.zeros(8, dtype=bool)}
+    return r
+
+
+def test_worst_case_is_the_union_over_attacks_per_input():
+    rows = {(w["eps"], w["score"]): w for w in worst_case(_result())}
+    w = rows[(0.3, "recon")]
+    # pgd breaks inputs 0, 1; orthogonal-pgd 1, 2, 3: together 4 of 8, more than either (2 and 3)
+    assert w["undetected_success_rate"] == 0.5 and w["n"] == 8
+    assert w["attacks"] == "pgd+orthogonal-pgd"
+    assert (w["ci_low"], w["ci_high"]) == pytest.approx(wilson_interval(4, 8))
+    assert rows[(0.1, "recon")]["undetected_success_rate"] == 0.0
+
+
+def test_per_input_rows_make_the_union_checkable():
+    rows = [r for r in per_input_rows(_result()) if r["eps"] == 0.3]
+    assert [r["index"] for r in rows] == list(range(8)) and rows[2]["label"] == 4
+    union = [max(r["pgd:recon"], r["orthogonal-pgd:recon"]) for r in rows]
+    assert union == [1, 1, 1, 1, 0, 0, 0, 0]
+
+
+def test_wilson_interval():
+    assert wilson_interval(5, 100) == pytest.approx((0.02154, 0.11175), abs=1e-4)
+    lo, hi = wilson_interval(0, 1000)
+    assert lo == 0.0 and hi == pytest.approx(0.00383, abs=1e-4)
+    assert wilson_interval(10, 10)[1] == 1.0
+
+
+def _fooled(r, table):
+    r.fooled = {k: np.array(v, dtype=bool) for k, v in table.items()}
+    return r
+
+
+def test_monotone_check_catches_robust_accuracy_rising_with_eps():
+    r = _result()
+    r.broken = {}
+    _fooled(r, {("pgd", 0.1, None): [1, 1, 0, 0, 0, 0, 0, 0], ("pgd", 0.3, None): [1, 0, 0, 0, 0, 0, 0, 0]})
+    rows = _monotone(r, ["pgd"], [0.1, 0.3])
+    assert failed(rows) and "rises at 0.1->0.3" in failed(rows)[0]["detail"]
+    _fooled(r, {("pgd", 0.1, None): [1, 0, 0, 0, 0, 0, 0, 0], ("pgd", 0.3, None): [1, 1, 0, 0, 0, 0, 0, 0]})
+    assert not failed(_monotone(r, ["pgd"], [0.1, 0.3]))
+
+
+def test_square_stronger_than_white_box_fails_the_check():
+    r = _fooled(_result(), {("pgd", 0.3, None): [1, 0, 0, 0, 0, 0, 0, 0], ("square", 0.3, None): [1, 1, 1, 0, 0, 0, 0, 0]})
+    rows = _square_vs_white_box(r, [0.3])
+    assert rows[0]["passed"] is False and "2 inputs fooled only by square" in rows[0]["detail"]
+    r = _fooled(_result(), {("pgd", 0.3, None): [1, 1, 0, 0, 0, 0, 0, 0], ("square", 0.3, None): [1, 0, 0, 0, 0, 0, 0, 0]})
+    assert _square_vs_white_box(r, [0.3])[0]["passed"] is True
+    assert _square_vs_white_box(_fooled(_result(), {("pgd", 0.3, None): [0] * 8}), [0.3])[0]["passed"] == "n/a"

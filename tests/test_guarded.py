@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from robustgen import GuardedClassifier, ReconstructionDetector
+
+
+@pytest.fixture(scope="module")
+def guarded(trained_model, mnist_small):
+    det = ReconstructionDetector(trained_model, "recon").fit(mnist_small[1][0][:500], fpr=0.05)
+    return GuardedClassifier(trained_model, det)
+
+
+def test_reject_logit_crosses_zero_exactly_at_the_threshold(guarded, mnist_small):
+    x = mnist_small[1][0][500:600] + 0.0
+    x[50:] = (x[50:] + 0.3 * torch.rand_like(x[50:])).clamp(0, 1)  # noisy half: many flagged
+    det = guarded.detector
+    with torch.no_grad():
+        g = guarded(x)
+    scores = torch.as_tensor(det.score(x), dtype=g.dtype)
+    c = guarded.reject_class
+    assert g.shape == (100, 11) and guarded.num_classes == 11
+    assert torch.equal(g[:, c] > 0, scores > det.threshold)  # the sign of the reject logit is the detector's verdict
+    flagged = scores > det.threshold
+    assert 0 < int(flagged.sum()) < 100
+    assert torch.equal(g.argmax(1) == c, flagged)  # ... and it wins the argmax exactly then
+    assert torch.allclose(g[:, :c].max(1).values, torch.zeros(100))  # class logits are shifted to max 0
+    # place the threshold exactly on one input's score: its reject logit is zero and it is not rejected
+    saved = det.threshold
+    det.threshold = float(scores[7])
+    try:
+        with torch.no_grad():
+            g7 = guarded(x)[7]  # the same batch as det.score(x), so the very same float32 score
+        assert float(g7[c]) == 0.0 and int(g7.argmax()) != c
+    finally:
+        det.threshold = saved
+
+
+def test_merged_logits_mean_misclassified_and_not_rejected(guarded, mnist_small):
+    x, y = mnist_small[1][0][600:700], mnist_small[1][1][600:700]
+    x = (x + 0.35 * torch.randn_like(x)).clamp(0, 1)  # mixes correct, wrong, flagged and unflagged
+    with torch.no_grad():
+        pred = guarded.predict(x)
+        merged = guarded.merged_logits(x, y).argmax(1)
+    broken = (pred != y) & (pred != guarded.reject_class)
+    assert torch.equal(merged != y, broken)
+    assert torch.equal(guarded.robust(x, y), ~broken)
+
+
+def test_guarded_needs_a_fitted_detector(trained_model):
+    with pytest.raises(ValueError, match="fitted detector"):
+        GuardedClassifier(trained_model, ReconstructionDetector(trained_model, "recon"))
