@@ -125,9 +125,22 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> Sty
     return model.to(device).eval()
 
 
-def load_model(path_or_run: str | os.PathLike, device: str | torch.device = "cpu") -> StyleMemoryNet:
-    """Rebuild a trained :class:`StyleMemoryNet` from a run folder or checkpoint file (eval mode).
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleMemoryNet:
+    """Rebuild a trained :class:`StyleMemoryNet` (eval mode) from a shipped model's name
+    (``"fast-mnist"``, ``"robust-mnist"``; see ``robustgen.pretrained``), a run folder or a
+    checkpoint file. An existing path wins over a shipped name.
 
     ``model.meta`` holds the dataset record (name, class names), the training config and epoch.
     """
-    return model_from_checkpoint(load_checkpoint(path_or_run), device)
+    from .pretrained import list_pretrained, load_pretrained
+
+    p = Path(name_or_path).expanduser()
+    if not p.exists():
+        name = str(name_or_path)
+        if name.startswith("pretrained:"):
+            name = name[len("pretrained:"):]
+        if name in list_pretrained():
+            return load_pretrained(name, device)
+        raise CheckpointError(f"{name_or_path} is neither a shipped model ({', '.join(list_pretrained()) or 'none'}) "
+                              "nor a run folder or checkpoint file")
+    return model_from_checkpoint(load_checkpoint(p), device)

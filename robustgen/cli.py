@@ -15,8 +15,9 @@ EXIT_USAGE = 2
 
 
 def _add_common_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", metavar="RUN",
-                   help="run folder or checkpoint.pt (default: the most recently trained run under --runs-dir)")
+    p.add_argument("--checkpoint", metavar="MODEL",
+                   help="a shipped model (fast-mnist, robust-mnist), a run folder or a checkpoint.pt "
+                        "(default: the most recently trained run under --runs-dir)")
     p.add_argument("--runs-dir", default="runs", help="where runs live (default: ./runs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--data-dir", help="folder with dataset files (EMNIST); default $ROBUSTGEN_DATA or ./data")
@@ -53,19 +54,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("attack", help="attack the network and report how well each detector score catches it")
     _add_common_model_args(p)
-    p.add_argument("--method", default="pgd", help="comma-separated: fgsm, bim, pgd, adaptive-pgd (default: pgd)")
+    p.add_argument("--method", default="pgd", help="comma-separated attacks: fgsm, bim, pgd, apgd, autoattack, square "
+                   "(oblivious); adaptive-pgd, selective-pgd, orthogonal-pgd, guarded-apgd (detector-aware); "
+                   "'strong' for all but fgsm and bim (default: pgd)")
     p.add_argument("--eps", default="0.1,0.2,0.3", help="comma-separated L-inf budgets in [0,1] units; "
                    "'8/255' style accepted (default: 0.1,0.2,0.3)")
     p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default)")
     p.add_argument("--n", type=int, default=10000, help="attack the first N test images (default: 10000)")
     p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate for the detector threshold (default: 0.05)")
-    p.add_argument("--steps", type=int, help="iterations of bim/pgd, and per search round of adaptive-pgd (default 40)")
-    p.add_argument("--step-size", type=float, help="step size in pixel units (default 0.01)")
+    p.add_argument("--steps", type=int, help="iterations of every iterative attack (per search round of adaptive-pgd, "
+                   "per target of selective/orthogonal-pgd); default: each attack's own (40 for the PGD family, "
+                   "100 for apgd, autoattack and guarded-apgd)")
+    p.add_argument("--step-size", type=float, help="step size of the PGD family in pixel units (default 0.01)")
+    p.add_argument("--queries", type=int, help="queries of the gradient-free square attack (default 5000)")
     p.add_argument("--search-steps", type=int, default=5, help="binary-search rounds of adaptive-pgd (default 5)")
+    p.add_argument("--targets", default="all", choices=["all", "untargeted"],
+                   help="selective/orthogonal-pgd: also run targeted at every wrong class (default: all)")
+    p.add_argument("--sanity-n", type=int, default=200,
+                   help="inputs re-attacked by the eps-1.0 and doubled-steps sanity checks (default 200; 0 skips them)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0, help="seed for random starts (default 0)")
     p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("export", help="write a run's weights (weights only, float16) and manifest, as the shipped models are")
+    p.add_argument("--checkpoint", metavar="RUN", required=True, help="run folder or checkpoint.pt to export")
+    p.add_argument("--name", required=True, help="model name (the files are NAME.pt and NAME.json)")
+    p.add_argument("--out", required=True, help="folder for the two files (robustgen/pretrained to ship them)")
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
 
     p = sub.add_parser("reproduce", help="the paper's experiments: figures and a markdown report")
     _add_common_model_args(p)
@@ -115,10 +131,10 @@ def _toml(v) -> str:
     return repr(v)
 
 
-def _model_path(args) -> Path:
+def _model_path(args) -> str | Path:
     from .runs import latest_run
 
-    return Path(args.checkpoint) if args.checkpoint else latest_run(args.runs_dir)
+    return args.checkpoint if args.checkpoint else latest_run(args.runs_dir)
 
 
 def _eval(args) -> int:
@@ -144,7 +160,19 @@ def _eval(args) -> int:
             {"metric": "recon error, predicted softmax (L2)", "value": result["recon_pred_softmax"]},
             {"metric": "recon error, predicted one-hot label (L2)", "value": result["recon_pred_onehot"]},
             {"metric": "recon error, true label (L2)", "value": result["recon_true"]}]
-    folder = Path(args.out) if args.out else Path(model.meta["path"]).parent
+    if args.split == "test":  # what the style memory holds: the probe is fitted on validation styles
+        from .style_measures import style_measures
+
+        x_val, y_val = load_dataset(data["dataset"], "val", args.data_dir or data["data_dir"], val_size=data["val_size"])
+        style = style_measures(model, x_val, y_val, x, y)
+        result["style"] = style
+        rows += [{"metric": f"class probe accuracy from the style alone (chance {style['probe_chance']:.2f})",
+                  "value": style["probe_accuracy"]},
+                 {"metric": f"label sensitivity of the decoder (first {style['n_decoded']} images)",
+                  "value": style["label_sensitivity"]},
+                 {"metric": "decoding under label c classified as c (share of style x label pairs)",
+                  "value": style["drawn_as_label"]}]
+    folder = Path(args.out) if args.out else _model_home(args, model)
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{data['dataset']} {args.split} split, N = {result['n']}, checkpoint epoch {result['epoch']}"
     table = markdown_table(rows)
@@ -163,25 +191,24 @@ def _split_list(text: str, what: str) -> list[str]:
     return items
 
 
+STRONG = ["pgd", "apgd", "autoattack", "square", "adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"]
+SUMMARY_COLUMNS = ["method", "eps", "score", "robust_acc", "auroc_successful", "tpr_at_fpr_5", "undetected_success_rate"]
+
+
 def _attack(args) -> int:
-    from .attacks import (
-        ATTACKS,
-        DEFAULT_STEP_SIZE,
-        DEFAULT_STEPS,
-        is_adaptive,
-        parse_eps,
-    )
-    from .benchmark import run_benchmark
+    from .attacks import ATTACKS, is_adaptive, parse_eps
+    from .benchmark import run_benchmark, worst_case
     from .checkpoint import load_model
     from .data import load_dataset
-    from .reports import write_detection_report
+    from .reports import markdown_table, write_detection_report
     from .runs import resolve_device, seed_everything
+    from .sanity import failed
     from .scores import SCORES
 
-    methods = _split_list(args.method, "method")
+    methods = STRONG if args.method == "strong" else _split_list(args.method, "method")
     for m in methods:
         if m not in ATTACKS:
-            raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)}")
+            raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)} or 'strong'")
     eps_list = [parse_eps(e) for e in _split_list(args.eps, "eps")]
     scores = list(SCORES) if args.score == "all" else _split_list(args.score, "score")
     for s in scores:
@@ -189,6 +216,13 @@ def _attack(args) -> int:
             raise ValueError(f"unknown detector score {s!r}; use one of {', '.join(SCORES)} or 'all'")
     if args.n < 1 or not 0 < args.fpr < 1:
         raise ValueError("--n must be at least 1 and --fpr must lie strictly between 0 and 1")
+    for flag in ("steps", "queries"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be at least 1")
+    if args.step_size is not None and args.step_size <= 0:
+        raise ValueError("--step-size must be positive")
+    if args.sanity_n < 0 or args.batch_size < 1:
+        raise ValueError("--sanity-n must be at least 0 and --batch-size at least 1")
     device = resolve_device(args.device)
     model = load_model(_model_path(args), device)
     out = _new_output_folder(args, model, "attacks", "-" + "+".join(methods))
@@ -197,8 +231,8 @@ def _attack(args) -> int:
     x_val, _ = load_dataset(data["dataset"], "val", data_dir, val_size=data["val_size"])
     x_test, y_test = load_dataset(data["dataset"], "test", data_dir, limit=args.n)
     seed_everything(args.seed)
-    kwargs = {"steps": args.steps or DEFAULT_STEPS, "step_size": args.step_size or DEFAULT_STEP_SIZE,
-              "search_steps": args.search_steps}
+    kwargs = {"steps": args.steps, "step_size": args.step_size, "queries": args.queries,
+              "search_steps": args.search_steps, "targets": args.targets}
     # progress in images: adaptive attacks run once per score, oblivious ones once for all scores
     total = sum(len(x_test) * (len(scores) if is_adaptive(m) else 1) for m in methods) * len(eps_list)
     bar = None
@@ -208,28 +242,41 @@ def _attack(args) -> int:
         bar = tqdm(total=total, unit="img", desc="attacks")
 
     def progress(label: str, k: int) -> None:
-        if bar:
-            bar.set_description(label)
-            bar.update(k)
+        bar.update(k)
+
+    def stage(text: str) -> None:
+        bar.set_description(text)
+        bar.refresh()
 
     result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
-                           fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, on_attack=progress)
+                           fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
+                           on_attack=progress if bar else None, on_stage=stage if bar else None)
     if bar:
         bar.close()
     meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "n": len(x_test),
             "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
-            "seed": args.seed, "device": str(device), **kwargs}
-    markdown = write_detection_report(result, out, meta)
-    print(markdown)
-    print(f"report written to {out}")
+            "seed": args.seed, "device": str(device), "sanity_n": args.sanity_n, "budget": result.budgets, **kwargs}
+    write_detection_report(result, out, meta)
+    print(markdown_table(result.rows, SUMMARY_COLUMNS))
+    print("per-input worst case (union over attacks):\n")
+    print(markdown_table(worst_case(result), ["eps", "score", "n", "undetected_success_rate", "ci_low", "ci_high"]))
+    for row in failed(result.sanity):
+        print(f"warning: sanity check {row['check']} failed: {row['detail']}", file=sys.stderr)
+    print(f"report written to {out} (detection.md holds every column)")
     return 0
+
+
+def _model_home(args, model) -> Path:
+    """Where a model's outputs go: its run folder, or ``<runs-dir>/pretrained/NAME`` for a shipped model."""
+    if model.meta.get("pretrained"):
+        return Path(args.runs_dir) / "pretrained" / model.meta["pretrained"]
+    return Path(model.meta["path"]).parent
 
 
 def _new_output_folder(args, model, kind: str, suffix: str = "") -> Path:
     import time
 
-    run_dir = Path(model.meta["path"]).parent
-    out = Path(args.out) if args.out else run_dir / kind / (time.strftime("%Y%m%d-%H%M%S") + suffix)
+    out = Path(args.out) if args.out else _model_home(args, model) / kind / (time.strftime("%Y%m%d-%H%M%S") + suffix)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"output folder {out} is not empty; choose a new --out so no earlier report is overwritten")
     return out
@@ -267,14 +314,27 @@ def _recipe(cfg: dict) -> str:
             f"noise {t['noise_std']:g}, shifts {t['shift']} px; paper: 250 epochs at lr 1e-5")
 
 
-COMMANDS = {"train": _train, "eval": _eval, "attack": _attack, "reproduce": _reproduce}
+def _export(args) -> int:
+    from .pretrained import export
+
+    manifest = export(args.checkpoint, args.name, args.out, args.dtype)
+    import json
+
+    record = json.loads(manifest.read_text())
+    print(f"test accuracy {record['test']['accuracy']:.4f} (first 1,000: {record['test']['accuracy_first_1000']:.4f}) "
+          f"with the exported {args.dtype} weights")
+    print(f"wrote {manifest.with_suffix('.pt')} and {manifest}")
+    return 0
+
+
+COMMANDS = {"train": _train, "eval": _eval, "attack": _attack, "export": _export, "reproduce": _reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, DataError, CheckpointError, RunError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, DataError, CheckpointError, RunError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"robustgen {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -60,7 +60,8 @@ def test_attack_writes_the_report(smoke_runs, tmp_path, capsys):
             "--score", "recon,confidence,joint", "--steps", "3", "--search-steps", "1", "--out", str(out), "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    for name in ("detection.csv", "detection.md", "roc.csv", "roc.png", "misclassification.csv", "benchmark.json"):
+    for name in ("detection.csv", "detection.md", "roc.csv", "roc.png", "misclassification.csv", "benchmark.json",
+                 "worst_case.csv", "per_input.csv", "sanity.csv"):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "detection.csv")
     assert set(REQUIRED_COLUMNS) <= set(table.columns)
@@ -72,10 +73,41 @@ def test_attack_writes_the_report(smoke_runs, tmp_path, capsys):
     assert sorted(table["eps"].unique()) == pytest.approx([8 / 255, 0.1], rel=1e-5)  # CSV keeps 6 digits
     roc = pd.read_csv(out / "roc.csv")
     assert {"fpr", "tpr", "threshold"} <= set(roc.columns) and roc["tpr"].between(0, 1).all()
-    assert (out / "detection.md").read_text() in printed  # the same table goes to the terminal
+    # the terminal gets a compact summary; the full table is in detection.md
+    assert "| method | eps | score | robust_acc | auroc_successful | tpr_at_fpr_5 | undetected_success_rate |" in printed
+    assert "err_adv_true" not in printed and f"report written to {out}" in printed
+    assert "## Per-input worst case" in (out / "detection.md").read_text()
+    sanity = pd.read_csv(out / "sanity.csv")
+    assert {"monotone-eps", "eps-1", "black-box-weaker", "double-steps"} <= set(sanity["check"])
+    budget = json.loads((out / "benchmark.json").read_text())["budget"]
+    assert budget["pgd"] == "3 steps of 0.01, random start" and "2 rounds" in budget["adaptive-pgd"]
     # the report is never overwritten
     assert main(args) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_attack_on_a_shipped_model_with_the_strong_attacks(tmp_path, capsys, monkeypatch):
+    """The newcomer's path: attack the shipped robust model with no training; the per-input worst
+    case in worst_case.csv is the union of the attacks' per-input outcomes in per_input.csv."""
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    args = ["attack", "--checkpoint", "robust-mnist", "--method", "pgd,square,selective-pgd,guarded-apgd",
+            "--eps", "0.3", "--n", "30", "--score", "recon,joint", "--steps", "5", "--queries", "50",
+            "--targets", "untargeted", "--sanity-n", "10", "--quiet"]
+    assert main(args) == 0
+    (out,) = (tmp_path / "runs" / "pretrained" / "robust-mnist" / "attacks").iterdir()  # not inside the package
+    worst = pd.read_csv(out / "worst_case.csv")
+    assert list(worst.columns) == ["eps", "score", "n", "undetected_success_rate", "ci_low", "ci_high", "attacks"]
+    per_input = pd.read_csv(out / "per_input.csv")
+    assert len(per_input) == 30 and per_input["index"].tolist() == list(range(30))
+    for _, w in worst.iterrows():
+        cols = [c for c in per_input.columns if c.endswith(f":{w['score']}")]
+        assert len(cols) == 4  # pgd, square, selective-pgd, guarded-apgd
+        assert w["undetected_success_rate"] == pytest.approx(per_input[cols].max(axis=1).mean())
+        assert w["ci_low"] <= w["undetected_success_rate"] <= w["ci_high"]
+    table = pd.read_csv(out / "detection.csv")
+    assert set(table["method"]) == {"pgd", "square", "selective-pgd", "guarded-apgd"}
 
 
 def test_attack_rejects_bad_arguments(tmp_path, capsys):
@@ -85,6 +117,10 @@ def test_attack_rejects_bad_arguments(tmp_path, capsys):
     assert "eps must lie in (0, 1]" in capsys.readouterr().err
     assert main(["attack", "--runs-dir", str(tmp_path), "--score", "magic"]) == 2
     assert "unknown detector score 'magic'" in capsys.readouterr().err
+    assert main(["attack", "--checkpoint", "robust-mnist", "--steps", "0"]) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
+    assert main(["attack", "--checkpoint", "no-such-model"]) == 2
+    assert "neither a shipped model (fast-mnist, robust-mnist)" in capsys.readouterr().err
 
 
 def test_reproduce_writes_figures_and_report(smoke_runs, tmp_path, capsys):

@@ -1,0 +1,66 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+import robustgen
+from robustgen.checkpoint import CheckpointError, save_checkpoint
+from robustgen.pretrained import export, list_pretrained, load_pretrained, pretrained_dir, read_manifest
+from robustgen.train import evaluate
+
+SHIPPED = ["fast-mnist", "robust-mnist"]
+
+
+def test_the_shipped_models_are_listed():
+    assert set(SHIPPED) <= set(list_pretrained())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_and_reproduces_its_recorded_accuracy(name):
+    model = robustgen.load_model(name)  # checks the SHA-256 on the way
+    manifest = read_manifest(name)
+    assert model.meta["pretrained"] == name and model.meta["config"]["name"] == name
+    assert manifest["config"]["train"] and manifest["training_metrics"]["epoch"] == manifest["config"]["train"]["epochs"]
+    x, y = robustgen.load_dataset("mnist", "test", limit=1000)
+    with torch.no_grad():
+        acc = evaluate(model, x, y)["accuracy"]
+    assert acc == manifest["test"]["accuracy_first_1000"]
+    assert acc >= 0.98
+
+
+def test_a_corrupted_weight_file_is_refused(tmp_path):
+    name = "robust-mnist"
+    for suffix in (".pt", ".json"):
+        shutil.copy(str(pretrained_dir() / f"{name}{suffix}"), tmp_path / f"{name}{suffix}")
+    weights = tmp_path / f"{name}.pt"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt: SHA-256"):
+        load_pretrained(name, folder=tmp_path)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_pretrained(name, folder=tmp_path)
+
+
+def test_an_unknown_name_lists_the_shipped_ones():
+    with pytest.raises(CheckpointError, match="robust-mnist"):
+        robustgen.load_model("no-such-model")
+
+
+def test_export_round_trip_and_no_overwrite(trained_model, tmp_path):
+    cfg = robustgen.load_config("smoke")
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint.pt", model=trained_model, epoch=8, config=cfg.to_dict(),
+                    dataset={"name": "mnist", "num_classes": 10, "class_names": [str(i) for i in range(10)]})
+    manifest = export(run, "tiny", tmp_path / "out")
+    record = json.loads(manifest.read_text())
+    loaded = load_pretrained("tiny", folder=tmp_path / "out")
+    for (k, a), b in zip(trained_model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), k  # float16 weights
+    x, y = robustgen.load_dataset("mnist", "test", limit=1000)
+    with torch.no_grad():
+        assert evaluate(loaded, x, y)["accuracy"] == record["test"]["accuracy_first_1000"]
+    with pytest.raises(FileExistsError):
+        export(run, "tiny", tmp_path / "out")
