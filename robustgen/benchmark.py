@@ -151,6 +151,22 @@ def worst_case(result: BenchmarkResult) -> list[dict]:
     return out
 
 
+def security_curve(rows: list[dict], worst: list[dict]) -> list[dict]:
+    """Per score and eps (eps 0 = clean): the classifier's robust accuracy under the strongest
+    attack judged by that score (from ``rows``, detection.csv's rows) and the per-input worst-case
+    undetected-success (from ``worst``, worst_case.csv's rows)."""
+    lowest: dict[tuple, float] = {}
+    for r in rows:
+        key = (float(r["eps"]), r["score"])
+        lowest[key] = min(lowest.get(key, 1.0), float(r["robust_acc"]))
+    clean = float(rows[0]["clean_acc"]) if rows else float("nan")
+    out = [{"score": s, "eps": 0.0, "robust_acc": clean, "undetected_success_rate": 0.0}
+           for s in sorted({w["score"] for w in worst})]
+    out += [{"score": w["score"], "eps": float(w["eps"]), "robust_acc": lowest.get((float(w["eps"]), w["score"]), float("nan")),
+             "undetected_success_rate": float(w["undetected_success_rate"])} for w in worst]
+    return sorted(out, key=lambda r: (r["score"], r["eps"]))
+
+
 def per_input_rows(result: BenchmarkResult) -> list[dict]:
     """One row per (input, eps): index, label, eps, and per ``method:score`` whether it broke the input."""
     by_eps: dict[float, dict] = {}

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(oblivious); adaptive-pgd, selective-pgd, orthogonal-pgd, guarded-apgd (detector-aware); "
                    "'strong' for all but fgsm and bim (default: pgd)")
     p.add_argument("--eps", default="0.1,0.2,0.3", help="comma-separated L-inf budgets in [0,1] units; "
-                   "'8/255' style accepted (default: 0.1,0.2,0.3)")
+                   "'8/255' style and inclusive ranges start:stop:step ('0:0.4:0.05') accepted (default: 0.1,0.2,0.3)")
     p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default)")
     p.add_argument("--n", type=int, default=10000, help="attack the first N test images (default: 10000)")
     p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate for the detector threshold (default: 0.05)")
@@ -77,6 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("detect", help="score image files with a detector; one CSV row per image")
+    _add_common_model_args(p)
+    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                   help=".npy/.npz arrays, IDX image files or folders of PNG images")
+    p.add_argument("--out", required=True, help="CSV file to write (must not exist)")
+    p.add_argument("--score", default="recon", help="detector score (default: recon)")
+    p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the threshold (default 0.05)")
+    p.add_argument("--detector", help="a detector saved with det.save(); default: fit one on the model's "
+                   "validation split")
+    p.add_argument("--uint8", action="store_true", help="read uint8 arrays as pixel / 255")
+    p.add_argument("--fail-on-flag", action="store_true", help="exit with status 1 when any input is flagged")
+    p.add_argument("--batch-size", type=int, default=500)
+
+    p = sub.add_parser("compare", help="lay several attack reports side by side: one markdown table, one plot")
+    p.add_argument("reports", nargs="+", metavar="REPORT", help="report folders written by `robustgen attack`")
+    p.add_argument("--out", help="folder for compare.md/.csv/.png (default: ./runs/compare/<timestamp>); must be new or empty")
+
     p = sub.add_parser("export", help="write a run's weights (weights only, float16) and manifest, as the shipped models are")
     p.add_argument("--checkpoint", metavar="RUN", required=True, help="run folder or checkpoint.pt to export")
     p.add_argument("--name", required=True, help="model name (the files are NAME.pt and NAME.json)")
@@ -86,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="the paper's experiments: figures and a markdown report")
     _add_common_model_args(p)
     p.add_argument("--experiments", default="all",
-                   help="all, or comma-separated: reconstruction, misclassified, neighbours, interpolation")
+                   help="all, or comma-separated: reconstruction, misclassified, neighbours, interpolation, style")
     p.add_argument("--query", type=int, default=0, help="test image used as the neighbour query (default 0)")
     p.add_argument("--k", type=int, default=97, help="neighbours per space (paper: 97)")
     p.add_argument("--n-queries", type=int, default=1000, help="random queries for averaged neighbour statistics")
@@ -196,7 +213,7 @@ SUMMARY_COLUMNS = ["method", "eps", "score", "robust_acc", "auroc_successful", "
 
 
 def _attack(args) -> int:
-    from .attacks import ATTACKS, is_adaptive, parse_eps
+    from .attacks import ATTACKS, is_adaptive, parse_eps_list
     from .benchmark import run_benchmark, worst_case
     from .checkpoint import load_model
     from .data import load_dataset
@@ -209,7 +226,7 @@ def _attack(args) -> int:
     for m in methods:
         if m not in ATTACKS:
             raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)} or 'strong'")
-    eps_list = [parse_eps(e) for e in _split_list(args.eps, "eps")]
+    eps_list = parse_eps_list(args.eps)
     scores = list(SCORES) if args.score == "all" else _split_list(args.score, "score")
     for s in scores:
         if s not in SCORES:
@@ -297,7 +314,10 @@ def _reproduce(args) -> int:
     data = model.meta["config"]["data"]
     x, y = load_dataset(data["dataset"], "test", args.data_dir or data["data_dir"])
     check_class_count(model, y, data["dataset"])
-    results = run_experiments(model, x, y, names, query=args.query, k=args.k, n_queries=args.n_queries, seed=args.seed)
+    probe = load_dataset(data["dataset"], "val", args.data_dir or data["data_dir"], val_size=data["val_size"]) \
+        if "style" in names else None
+    results = run_experiments(model, x, y, names, query=args.query, k=args.k, n_queries=args.n_queries, seed=args.seed,
+                              probe_data=probe)
     class_names = model.meta["dataset"]["class_names"]
     meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "epoch": model.meta["epoch"],
             "n": len(y), "experiments": names, "query": args.query, "k": args.k, "n_queries": args.n_queries,
@@ -314,6 +334,79 @@ def _recipe(cfg: dict) -> str:
             f"noise {t['noise_std']:g}, shifts {t['shift']} px; paper: 250 epochs at lr 1e-5")
 
 
+def _detect(args) -> int:
+    import numpy as np
+
+    from .detect import ReconstructionDetector
+    from .inputs import read_inputs
+    from .reports import write_csv
+    from .runs import resolve_device
+
+    out = Path(args.out)
+    if out.exists():
+        raise ValueError(f"{out} already exists; choose a new --out so nothing is overwritten")
+    if not out.parent.is_dir():
+        raise ValueError(f"the folder of --out ({out.parent}) does not exist")
+    if not 0 < args.fpr < 1 or args.batch_size < 1:
+        raise ValueError("--fpr must lie strictly between 0 and 1 and --batch-size must be at least 1")
+    device = resolve_device(args.device)
+    if args.detector:
+        det = ReconstructionDetector.load(args.detector, device)
+        fitted = f"loaded from {args.detector}"
+    else:
+        from .checkpoint import load_model
+        from .data import load_dataset
+
+        model = load_model(_model_path(args), device)
+        data = model.meta["config"]["data"]
+        x_val, _ = load_dataset(data["dataset"], "val", args.data_dir or data["data_dir"], val_size=data["val_size"])
+        det = ReconstructionDetector(model, args.score, batch_size=args.batch_size).fit(x_val, fpr=args.fpr)
+        fitted = f"fitted at FPR {args.fpr:g} on the {len(x_val)} validation images of {data['dataset']}"
+    batches, errors = read_inputs(args.input, uint8=args.uint8, image_size=det.model.spec.image_size)
+    for message in errors:
+        print(f"robustgen detect: skipped {message}", file=sys.stderr)
+    rows = []
+    for batch in batches:
+        report, flagged = det.detect(batch.images)
+        rows += [{"source": s, "index": i, "prediction": int(p), "confidence": float(c), "score": float(v),
+                  "threshold": det.threshold, "flagged": bool(f)}
+                 for s, i, p, c, v, f in zip(batch.sources, batch.indices, report["predictions"],
+                                             report["confidences"], report["scores"], flagged)]
+    if not rows:
+        raise ValueError("no input could be read; nothing was scored")
+    write_csv(out, rows, ["source", "index", "prediction", "confidence", "score", "threshold", "flagged"])
+    n_flagged = int(np.sum([r["flagged"] for r in rows]))
+    print(f"scored {len(rows)} images; {n_flagged} flagged ({n_flagged / len(rows):.1%}) by `{det.score_name}` "
+          f"above {det.threshold:.4g} (detector {fitted})")
+    print(f"wrote {out}")
+    if errors:
+        return EXIT_USAGE
+    return 1 if (args.fail_on_flag and n_flagged) else 0
+
+
+def _compare(args) -> int:
+    import time
+
+    from .compare import compare_reports
+    from .reports import markdown_table, plot_compare, write_csv
+
+    rows, curves = compare_reports(args.reports)
+    out = Path(args.out) if args.out else Path("runs") / "compare" / time.strftime("%Y%m%d-%H%M%S")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"output folder {out} is not empty; choose a new --out so no earlier report is overwritten")
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    sources = "\n".join(f"- `{r}`" for r in args.reports)
+    (out / "compare.md").write_text(f"# Reports side by side\n\n{sources}\n\nPer eps and score: the classifier's robust "
+                                    "accuracy under the strongest attack of each report, and the per-input worst-case "
+                                    f"undetected-success (any attack of the report).\n\n{table}")
+    write_csv(out / "compare.csv", rows)
+    plot_compare(curves, out / "compare.png")
+    print(table)
+    print(f"written to {out} (compare.md, compare.csv, compare.png)")
+    return 0
+
+
 def _export(args) -> int:
     from .pretrained import export
 
@@ -327,7 +420,8 @@ def _export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "attack": _attack, "export": _export, "reproduce": _reproduce}
+COMMANDS = {"train": _train, "eval": _eval, "attack": _attack, "detect": _detect, "compare": _compare,
+            "export": _export, "reproduce": _reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@
     misclassified    Fig. 5/6   misclassified images redrawn under the prediction and the true label
     neighbours       Fig. 7/8   nearest neighbours in image space (784-d) vs style space (16-d)
     interpolation    Fig. 9-11  decoding a class with a style blended between two images; style transfer
+    style            beyond the paper: how much class the style memory holds (``style_measures``)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from .inference import Encoded, encode_dataset
 from .model import StyleMemoryNet, recon_error
 
-EXPERIMENTS = ("reconstruction", "misclassified", "neighbours", "interpolation")
+EXPERIMENTS = ("reconstruction", "misclassified", "neighbours", "interpolation", "style")
 
 
 @torch.no_grad()
@@ -165,8 +166,10 @@ def interpolation(model: StyleMemoryNet, enc: Encoded, lambdas: tuple[float, ...
 
 
 def run_experiments(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, names=EXPERIMENTS, *,
-                    query: int = 0, k: int = 97, n_queries: int = 1000, seed: int = 0) -> dict:
-    """Run the named experiments on (x, y); returns {"accuracy": float, name: result, ...}."""
+                    query: int = 0, k: int = 97, n_queries: int = 1000, seed: int = 0,
+                    probe_data: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    """Run the named experiments on (x, y); returns {"accuracy": float, name: result, ...}.
+    ``style`` fits its class probe on ``probe_data`` (the validation split), so it needs it."""
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; use {', '.join(EXPERIMENTS)} or all")
@@ -180,4 +183,10 @@ def run_experiments(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, nam
         results["neighbours"] = neighbours(model, enc, query=query, k=k, n_queries=n_queries, seed=seed)
     if "interpolation" in names:
         results["interpolation"] = interpolation(model, enc)
+    if "style" in names:
+        if probe_data is None:
+            raise ValueError("the style experiment fits its class probe on other images: pass probe_data=(x_val, y_val)")
+        from .style_measures import style_measures
+
+        results["style"] = style_measures(model, *probe_data, x, y)
     return results

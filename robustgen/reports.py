@@ -86,6 +86,58 @@ def plot_roc(roc_rows: list[dict], path: str | os.PathLike) -> Path:
     return path
 
 
+def plot_security_curve(rows: list[dict], path: str | os.PathLike, title: str = "") -> Path:
+    """Two panels against eps: the classifier's robust accuracy and the per-input worst-case
+    undetected-success, one line per score (``rows`` as from ``benchmark.security_curve``)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    fig = new_figure(8.0, 3.4, dpi=110)
+    left, right = fig.subplots(1, 2, sharex=True)
+    for score, curve in frame.groupby("score", sort=False):
+        left.plot(curve["eps"], curve["robust_acc"], marker="o", lw=1.4, label=score)
+        right.plot(curve["eps"], curve["undetected_success_rate"], marker="o", lw=1.4, label=score)
+    left.set_ylabel("robust accuracy (classifier, strongest attack)")
+    right.set_ylabel("undetected-success (any attack, per input)")
+    for ax in (left, right):
+        ax.set_xlabel("eps (L-inf, pixel units)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    fig.savefig(path)
+    return path
+
+
+def plot_compare(curves: list[dict], path: str | os.PathLike) -> Path:
+    """Several reports' security curves in one figure: a colour per score, a line style per report."""
+    import pandas as pd
+
+    frame = pd.DataFrame(curves)
+    styles = ["-", "--", ":", "-."]
+    reports = list(dict.fromkeys(frame["report"]))
+    scores = list(dict.fromkeys(frame["score"]))
+    fig = new_figure(9.0, 3.6, dpi=110)
+    left, right = fig.subplots(1, 2, sharex=True)
+    for (report, score), curve in frame.groupby(["report", "score"], sort=False):
+        kw = {"ls": styles[reports.index(report) % len(styles)], "color": f"C{scores.index(score) % 10}", "marker": "o",
+              "lw": 1.3, "ms": 3}
+        left.plot(curve["eps"], curve["robust_acc"], label=f"{report}, {score}", **kw)
+        right.plot(curve["eps"], curve["undetected_success_rate"], label=f"{report}, {score}", **kw)
+    left.set_ylabel("robust accuracy (classifier, strongest attack)")
+    right.set_ylabel("undetected-success (any attack, per input)")
+    for ax in (left, right):
+        ax.set_xlabel("eps (L-inf, pixel units)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    path = Path(path)
+    fig.savefig(path)
+    return path
+
+
 def _half_eps_bound(rows: list[dict], worst: list[dict]) -> list[dict]:
     """Tramer 2022 ("Detecting adversarial examples is (nearly) as hard as classifying them"): a
     detector that is robust at eps yields a (possibly inefficient) classifier robust at eps / 2.
@@ -156,10 +208,10 @@ WORST_CASE_COLUMNS = ["eps", "score", "n", "undetected_success_rate", "ci_low", 
 
 def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:
     """Write detection.csv/.md, roc.csv/.png, misclassification.csv, worst_case.csv, per_input.csv,
-    sanity.csv and benchmark.json into ``out``; return the markdown."""
+    sanity.csv, security_curve.csv/.png and benchmark.json into ``out``; return the markdown."""
     import json
 
-    from .benchmark import per_input_rows, worst_case
+    from .benchmark import per_input_rows, security_curve, worst_case
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,6 +222,9 @@ def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:
     write_csv(out / "worst_case.csv", worst, WORST_CASE_COLUMNS)
     write_csv(out / "per_input.csv", per_input_rows(result))
     write_csv(out / "sanity.csv", result.sanity, ["check", "passed", "detail"])
+    curve = security_curve(result.rows, worst)
+    write_csv(out / "security_curve.csv", curve, ["score", "eps", "robust_acc", "undetected_success_rate"])
+    plot_security_curve(curve, out / "security_curve.png", f"{meta['checkpoint']}, N = {meta['n']}")
     if result.roc:
         plot_roc(result.roc, out / "roc.png")
     markdown = detection_markdown(result.rows, result.misclassification, worst, meta, result.sanity)

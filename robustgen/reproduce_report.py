@@ -192,6 +192,23 @@ def reproduce_markdown(results: dict, meta: dict, class_names) -> str:
                   "![style transfer](style_transfer.png)", "",
                   "Rows blend the style memories of two differently written images of the same class; lambda = 1 "
                   "gives the first image's style. The paper's figures are qualitative; there is no number to compare.", ""]
+    if "style" in results:
+        r = results["style"]
+        lines += ["## What the style memory holds (beyond the paper)", "",
+                  "The paper's idea is that the class vector carries *what* an input is and the style memory *how* it "
+                  "was drawn. Three measures of that (`robustgen.style_measures`):", "",
+                  markdown_table([
+                      {"quantity": f"class probe accuracy from the style alone (logistic regression fitted on "
+                                   f"{r['n_probe_fit']} validation styles, scored on {r['n_probe_eval']} test styles; "
+                                   f"chance {r['probe_chance']:.2f})", "value": r["probe_accuracy"]},
+                      {"quantity": f"label sensitivity: mean L2 distance between decodings under the predicted and "
+                                   f"the other labels, over the clean reconstruction error ({r['n_decoded']} images)",
+                       "value": r["label_sensitivity"]},
+                      {"quantity": "share of (style, label c) decodings the network classifies as c",
+                       "value": r["drawn_as_label"]},
+                  ]),
+                  "A class-agnostic style memory (the paper's claim) has a probe near chance and decodings that follow "
+                  "the label (drawn-as-label near 1).", ""]
     return "\n".join(lines)
 
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import attacks as attack_registry
-from .attacks import GRADIENT_FREE, is_adaptive
+from .attacks import GRADIENT_FREE, default_budget, is_adaptive
 
 TOLERANCE = 0.01  # one point
 EPS1_MAX_ROBUST = 0.01  # "near zero" robust accuracy at eps 1.0
@@ -101,9 +100,8 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
     for method in methods:
         if method in NOT_ITERATIVE:
             continue
-        module = attack_registry.REGISTRY[method][0]
-        key = "queries" if method in GRADIENT_FREE else "steps"
-        base = attack_kwargs.get(key) or getattr(module, "DEFAULT_QUERIES" if key == "queries" else "DEFAULT_STEPS")
+        key, default = default_budget(method)
+        base = attack_kwargs.get(key) or default
         for target in (list(detectors) if is_adaptive(method) else [None]):
             _, _, pred, adv_scores, _ = attack_outcome(model, detectors, method, eps, xs, ys, target=target,
                                                     batch_size=batch_size, attack_kwargs={**attack_kwargs, key: 2 * base})

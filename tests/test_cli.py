@@ -138,6 +138,8 @@ def test_reproduce_writes_figures_and_report(smoke_runs, tmp_path, capsys):
     assert md in printed
     assert f"{100 * numbers['accuracy']:.2f} %" in md and "98.48 %" in md  # ours next to the paper's
     assert numbers["neighbours"]["n_queries"] == 100
+    assert "## What the style memory holds" in md and 0.0 <= numbers["style"]["probe_accuracy"] <= 1.0
+    assert numbers["style"]["n_probe_fit"] == 5000 and numbers["style"]["probe_chance"] == 0.1
     assert sum(numbers["neighbours"]["single"]["style"]["class_counts"]) == 97
     assert main(["reproduce", "--checkpoint", str(run), "--out", str(out)]) == 2  # never overwritten
     assert main(["reproduce", "--checkpoint", str(run), "--experiments", "dreams", "--out", str(tmp_path / "x")]) == 2
@@ -175,3 +177,39 @@ def test_emnist_letters_end_to_end_uses_letter_names(tmp_path, capsys):
     assert "| space | a | b | c |" in md and "91.27 %" in md  # letter names; the paper's EMNIST accuracy
     counts = (out / "neighbour_counts.csv").read_text()
     assert "image,z," in counts
+
+
+def test_eps_range_security_curve_compare_and_read_report(smoke_runs, tmp_path, capsys):
+    import pandas as pd
+
+    import robustgen
+
+    run = sorted(smoke_runs.iterdir())[0]
+    outs = []
+    for name, method in (("a", "pgd"), ("b", "fgsm")):
+        outs.append(tmp_path / name / "report")
+        assert main(["attack", "--checkpoint", str(run), "--method", method, "--eps", "0:0.2:0.1", "--n", "30",
+                     "--score", "recon,confidence", "--steps", "3", "--sanity-n", "5", "--out", str(outs[-1]),
+                     "--quiet"]) == 0
+    report = robustgen.read_report(outs[0])
+    assert set(report) >= {"detection", "worst_case", "per_input", "sanity", "security_curve", "meta"}
+    assert sorted(report["detection"]["eps"].unique()) == pytest.approx([0.1, 0.2])  # eps 0 is the clean point
+    curve = report["security_curve"]
+    assert sorted(curve["eps"].unique()) == pytest.approx([0.0, 0.1, 0.2])
+    clean = curve[curve["eps"] == 0]
+    assert (clean["undetected_success_rate"] == 0).all()
+    assert clean["robust_acc"].tolist() == pytest.approx([report["detection"]["clean_acc"].iloc[0]] * 2)
+    assert (outs[0] / "security_curve.png").is_file()
+    capsys.readouterr()
+
+    cmp = tmp_path / "cmp"
+    assert main(["compare", str(outs[0]), str(outs[1]), "--out", str(cmp)]) == 0
+    table = pd.read_csv(cmp / "compare.csv")
+    assert len(table) == 2 * 2  # eps x score
+    for label, out in (("a/report", outs[0]), ("b/report", outs[1])):
+        worst = pd.read_csv(out / "worst_case.csv")
+        merged = table.merge(worst, on=["eps", "score"])
+        assert (merged[f"{label}: undetected_success"] == merged["undetected_success_rate"]).all()
+    assert (cmp / "compare.png").is_file() and "a/report: robust_acc" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "cmp2")]) == 2
+    assert "not a robustgen attack report" in capsys.readouterr().err

@@ -28,7 +28,7 @@ from . import (
     selective_pgd,
     square,
 )
-from .base import Attack, AttackCheckError, check_adversarial, parse_eps
+from .base import Attack, AttackCheckError, check_adversarial, parse_eps, parse_eps_list
 
 # name -> (module with build(model, eps, **options), detector-aware?, one-line description)
 REGISTRY = {
@@ -57,6 +57,17 @@ DEFAULT_STEP_SIZE = pgd.DEFAULT_STEP_SIZE
 def is_adaptive(name: str) -> bool:
     """Whether the attack knows the detector (and so runs once per score)."""
     return _entry(name)[1]
+
+
+def default_budget(name: str) -> tuple[str, int]:
+    """(option, value) of an iterative attack's default budget: ("steps", 40) for pgd,
+    ("queries", 5000) for square. FGSM has none (one step) and raises ValueError."""
+    module = _entry(name)[0]
+    key = "queries" if name in GRADIENT_FREE else "steps"
+    value = getattr(module, "DEFAULT_QUERIES" if key == "queries" else "DEFAULT_STEPS", None)
+    if value is None:
+        raise ValueError(f"{name} is not iterative: it has no step budget to change")
+    return key, value
 
 
 def _entry(name: str):
@@ -111,5 +122,6 @@ def attack_device(attack: Attack) -> torch.device:
     return next(attack.model.parameters()).device
 
 
-__all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "REGISTRY", "check_adversarial", "is_adaptive",
-           "make_attack", "parse_eps", "run_attack"]
+__all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "REGISTRY", "check_adversarial", "default_budget",
+           "is_adaptive",
+           "make_attack", "parse_eps", "parse_eps_list", "run_attack"]

@@ -46,6 +46,35 @@ def parse_eps(value: str | float) -> float:
     return eps
 
 
+def parse_eps_list(text: str) -> list[float]:
+    """Comma-separated budgets, each a number (``0.3``, ``8/255``) or an inclusive range
+    ``start:stop:step`` (``0:0.4:0.05`` -> 0.05, 0.1, ..., 0.4; eps 0 is the clean point and is left
+    out). Returns sorted, de-duplicated floats in (0, 1]."""
+    values: set[float] = set()
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        if ":" not in item:
+            values.add(parse_eps(item))
+            continue
+        parts = item.split(":")
+        try:
+            start, stop, step = (Fraction(p.strip()) for p in parts) if len(parts) == 3 else (None, None, None)
+        except (ValueError, ZeroDivisionError):
+            start = None
+        if start is None or step <= 0 or stop < start:
+            raise ValueError(f"cannot read eps range {item!r}; write start:stop:step with step > 0, like 0:0.4:0.05")
+        k = 0
+        while start + k * step <= stop:
+            v = start + k * step
+            if v > 0:
+                values.add(parse_eps(round(float(v), 10)))
+            k += 1
+    if not values:
+        raise ValueError(f"--eps {text!r} gives no budget in (0, 1]")
+    return sorted(values)
+
+
 def project(adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     """Nearest point of the L-inf eps-ball around x that lies in [0, 1]."""
     return (x + (adv - x).clamp(-eps, eps)).clamp(0.0, 1.0)

@@ -14,16 +14,14 @@ misclassified iterate with the lowest detector score is kept.
 from __future__ import annotations
 
 from .base import Attack
-from .selective_pgd import DEFAULT_STEP_SIZE, DEFAULT_STEPS, SelectivePGD, budget_words, runs
+from .selective_pgd import DEFAULT_STEP_SIZE, DEFAULT_STEPS, SelectivePGD, build_variant
+
+__all__ = ["DEFAULT_STEPS", "DEFAULT_STEP_SIZE", "OrthogonalPGD", "build"]
 
 
 class OrthogonalPGD(SelectivePGD):
     orthogonal = True
 
 
-def build(model, eps: float, *, detector, steps: int | None = None, step_size: float | None = None,
-          targets: str = "all", random_start: bool = True, **_) -> Attack:
-    steps, step_size = steps or DEFAULT_STEPS, step_size or DEFAULT_STEP_SIZE
-    atk = OrthogonalPGD(detector, eps, step_size, steps, targets, random_start)
-    k = runs(targets, detector.model.num_classes)
-    return Attack("orthogonal-pgd", eps, atk, True, steps * k, detector.model, budget_words(steps, step_size, k))
+def build(model, eps: float, **options) -> Attack:
+    return build_variant(OrthogonalPGD, "orthogonal-pgd", eps, **options)

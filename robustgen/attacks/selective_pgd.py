@@ -100,9 +100,14 @@ def budget_words(steps: int, step_size: float, k: int) -> str:
     return f"{steps} steps of {step_size:g} in each of {who}"
 
 
-def build(model, eps: float, *, detector, steps: int | None = None, step_size: float | None = None,
-          targets: str = "all", random_start: bool = True, **_) -> Attack:
+def build_variant(cls: type[SelectivePGD], name: str, eps: float, *, detector, steps: int | None = None,
+                  step_size: float | None = None, targets: str = "all", random_start: bool = True, **_) -> Attack:
+    """The ``Attack`` record of ``cls`` (selective or orthogonal PGD) with its budget."""
     steps, step_size = steps or DEFAULT_STEPS, step_size or DEFAULT_STEP_SIZE
-    atk = SelectivePGD(detector, eps, step_size, steps, targets, random_start)
+    atk = cls(detector, eps, step_size, steps, targets, random_start)
     k = runs(targets, detector.model.num_classes)
-    return Attack("selective-pgd", eps, atk, True, steps * k, detector.model, budget_words(steps, step_size, k))
+    return Attack(name, eps, atk, True, steps * k, detector.model, budget_words(steps, step_size, k))
+
+
+def build(model, eps: float, **options) -> Attack:
+    return build_variant(SelectivePGD, "selective-pgd", eps, **options)
