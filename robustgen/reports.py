@@ -87,52 +87,37 @@ def plot_roc(roc_rows: list[dict], path: str | os.PathLike) -> Path:
 
 
 def plot_security_curve(rows: list[dict], path: str | os.PathLike, title: str = "") -> Path:
-    """Two panels against eps: the classifier's robust accuracy and the per-input worst-case
-    undetected-success, one line per score (``rows`` as from ``benchmark.security_curve``)."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    fig = new_figure(8.0, 3.4, dpi=110)
-    left, right = fig.subplots(1, 2, sharex=True)
-    for score, curve in frame.groupby("score", sort=False):
-        left.plot(curve["eps"], curve["robust_acc"], marker="o", lw=1.4, label=score)
-        right.plot(curve["eps"], curve["undetected_success_rate"], marker="o", lw=1.4, label=score)
-    left.set_ylabel("robust accuracy (classifier, strongest attack)")
-    right.set_ylabel("undetected-success (any attack, per input)")
-    for ax in (left, right):
-        ax.set_xlabel("eps (L-inf, pixel units)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    right.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    """One report's security curve (``rows`` as from ``benchmark.security_curve``): see ``plot_compare``."""
+    return plot_compare([{"report": "", **r} for r in rows], path, title)
 
 
-def plot_compare(curves: list[dict], path: str | os.PathLike) -> Path:
-    """Several reports' security curves in one figure: a colour per score, a line style per report."""
+def plot_compare(curves: list[dict], path: str | os.PathLike, title: str = "") -> Path:
+    """Two panels against eps: the classifier's robust accuracy under the strongest attack and the
+    per-input worst-case undetected-success; a colour per score and, for several reports
+    (``curves[i]["report"]``), a line style per report."""
     import pandas as pd
 
     frame = pd.DataFrame(curves)
     styles = ["-", "--", ":", "-."]
     reports = list(dict.fromkeys(frame["report"]))
     scores = list(dict.fromkeys(frame["score"]))
-    fig = new_figure(9.0, 3.6, dpi=110)
+    fig = new_figure(8.0 if len(reports) == 1 else 9.0, 3.5, dpi=110)
     left, right = fig.subplots(1, 2, sharex=True)
     for (report, score), curve in frame.groupby(["report", "score"], sort=False):
+        label = score if len(reports) == 1 else f"{report}, {score}"
         kw = {"ls": styles[reports.index(report) % len(styles)], "color": f"C{scores.index(score) % 10}", "marker": "o",
-              "lw": 1.3, "ms": 3}
-        left.plot(curve["eps"], curve["robust_acc"], label=f"{report}, {score}", **kw)
-        right.plot(curve["eps"], curve["undetected_success_rate"], label=f"{report}, {score}", **kw)
+              "lw": 1.3, "ms": 3, "label": label}
+        left.plot(curve["eps"], curve["robust_acc"], **kw)
+        right.plot(curve["eps"], curve["undetected_success_rate"], **kw)
     left.set_ylabel("robust accuracy (classifier, strongest attack)")
     right.set_ylabel("undetected-success (any attack, per input)")
     for ax in (left, right):
         ax.set_xlabel("eps (L-inf, pixel units)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    right.legend(fontsize=7)
+    right.legend(fontsize=8 if len(reports) == 1 else 7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     path = Path(path)
     fig.savefig(path)
     return path
