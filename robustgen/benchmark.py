@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -56,19 +56,29 @@ def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, bat
     return detectors, thresholds
 
 
+class Outcome(NamedTuple):
+    """One attack's output and what it is judged by."""
+
+    attack: object  # the configured attacks.Attack
+    x_adv: torch.Tensor
+    pred: np.ndarray  # (N,) predictions on x_adv
+    err_pred: np.ndarray  # (N,) L2 reconstruction error of x_adv under its predicted one-hot label
+    err_true: np.ndarray  # (N,) ... under the true label
+    scores: dict  # score name -> (N,) detector scores of x_adv
+    seconds: float  # attack wall time
+
+
 def attack_outcome(model, detectors: dict, method: str, eps: float, x: torch.Tensor, y: torch.Tensor, *,
-                   target: str | None, batch_size: int, attack_kwargs: dict, on_batch=None):
-    """Run one attack (against ``detectors[target]`` when it is detector-aware) and score its
-    output with the detectors it is judged by. Returns (attack, x_adv, predictions, {score: scores}, seconds)."""
+                   target: str | None, batch_size: int, attack_kwargs: dict, on_batch=None) -> Outcome:
+    """Run one attack (against ``detectors[target]`` when it is detector-aware), then one pass for
+    its predictions and reconstruction errors, and score it with the detectors it is judged by."""
     attack = make_attack(method, model, eps, detector=detectors.get(target), **attack_kwargs)
     start = time.perf_counter()
     x_adv = run_attack(attack, x, y, batch_size, on_batch=on_batch)
     seconds = time.perf_counter() - start
-    with torch.no_grad():
-        pred = torch.cat([model(x_adv[i:i + batch_size].to(next(model.parameters()).device)).argmax(1).cpu()
-                          for i in range(0, len(x_adv), batch_size)]).numpy()
+    pred, err_pred, err_true = _predict_and_errors(model, x_adv, y, batch_size)
     judged = list(detectors) if target is None else [target]
-    return attack, x_adv, pred, {s: detectors[s].score(x_adv) for s in judged}, seconds
+    return Outcome(attack, x_adv, pred, err_pred, err_true, {s: detectors[s].score(x_adv) for s in judged}, seconds)
 
 
 def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
@@ -108,21 +118,21 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
                 label = f"{method} eps={eps:g}" + (f" vs {target}" if target else "")
                 if on_stage:
                     on_stage(label)
-                attack, x_adv, pred_adv, adv_scores, seconds = attack_outcome(
+                out = attack_outcome(
                     model, detectors, method, eps, x_test, y_test, target=target, batch_size=batch_size,
                     attack_kwargs=attack_kwargs, on_batch=(lambda k, lab=label: on_attack(lab, k)) if on_attack else None)
+                pred_adv, seconds = out.pred, out.seconds
                 result.seconds[label] = seconds
-                result.budgets[method] = attack.budget
+                result.budgets[method] = out.attack.budget
                 result.fooled[(method, eps, target)] = correct & (pred_adv != y)
-                _, err_adv_pred, err_adv_true = _predict_and_errors(model, x_adv, y_test, batch_size)
-                for s, s_adv in adv_scores.items():
+                for s, s_adv in out.scores.items():
                     op = thresholds[s][fpr]
                     result.broken[(method, eps, s)] = correct & (pred_adv != y) & ~(s_adv > op)
                     row = {"method": method, "attack_kind": "adaptive" if target else "oblivious", "eps": eps, "score": s}
                     row.update(detection_row(y=y, pred_clean=pred_clean, pred_adv=pred_adv, s_clean=clean_scores[s],
                                              s_adv=s_adv, thresholds=thresholds[s], fpr=fpr))
-                    row.update(err_clean_pred=float(err_clean_pred.mean()), err_adv_pred=float(err_adv_pred.mean()),
-                               err_adv_true=float(err_adv_true.mean()), threshold=op, attack_seconds=seconds)
+                    row.update(err_clean_pred=float(err_clean_pred.mean()), err_adv_pred=float(out.err_pred.mean()),
+                               err_adv_true=float(out.err_true.mean()), threshold=op, attack_seconds=seconds)
                     result.rows.append(row)
                     f, t, th = roc_points(clean_scores[s], s_adv)
                     result.roc += [{"method": method, "eps": eps, "score": s, "fpr": a, "tpr": b, "threshold": c}

@@ -90,8 +90,8 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
             continue
         target = first_score if is_adaptive(method) else None
         kw = {**attack_kwargs, **({"targets": "untargeted"} if is_adaptive(method) else {})}
-        _, _, pred, _, _ = attack_outcome(model, detectors, method, 1.0, xs, ys, target=target, batch_size=batch_size,
-                                       attack_kwargs=kw)
+        pred = attack_outcome(model, detectors, method, 1.0, xs, ys, target=target, batch_size=batch_size,
+                              attack_kwargs=kw).pred
         robust = float((correct & (pred == ys.numpy())).mean())
         who = method + (f" vs {target} (untargeted)" if target else "")
         rows.append(_row("eps-1", robust <= EPS1_MAX_ROBUST, f"{who}: robust accuracy {robust:.4f} at eps 1.0 "
@@ -103,8 +103,9 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
         key, default = default_budget(method)
         base = attack_kwargs.get(key) or default
         for target in (list(detectors) if is_adaptive(method) else [None]):
-            _, _, pred, adv_scores, _ = attack_outcome(model, detectors, method, eps, xs, ys, target=target,
-                                                    batch_size=batch_size, attack_kwargs={**attack_kwargs, key: 2 * base})
+            out = attack_outcome(model, detectors, method, eps, xs, ys, target=target, batch_size=batch_size,
+                                 attack_kwargs={**attack_kwargs, key: 2 * base})
+            pred, adv_scores = out.pred, out.scores
             fooled2 = correct & (pred != ys.numpy())
             if target is None:
                 before = float((correct & ~result.fooled[(method, eps, None)][:m]).mean())
