@@ -154,11 +154,18 @@ def _model_path(args) -> str | Path:
     return args.checkpoint if args.checkpoint else latest_run(args.runs_dir)
 
 
+def _model_split(args, model, split: str, limit: int | None = None):
+    """(x, y) of ``split`` of the dataset the model was trained on (its data folder unless --data-dir)."""
+    from .data import load_dataset
+
+    data = model.meta["config"]["data"]
+    return load_dataset(data["dataset"], split, args.data_dir or data["data_dir"], val_size=data["val_size"], limit=limit)
+
+
 def _eval(args) -> int:
     import torch
 
     from .checkpoint import load_model
-    from .data import load_dataset
     from .model import check_class_count
     from .reports import markdown_table
     from .runs import resolve_device, write_json
@@ -167,7 +174,7 @@ def _eval(args) -> int:
     device = resolve_device(args.device)
     model = load_model(_model_path(args), device)
     data = model.meta["config"]["data"]
-    x, y = load_dataset(data["dataset"], args.split, args.data_dir or data["data_dir"], val_size=data["val_size"])
+    x, y = _model_split(args, model, args.split)
     check_class_count(model, y, data["dataset"])
     with torch.inference_mode():
         result = evaluate(model, x, y)
@@ -180,7 +187,7 @@ def _eval(args) -> int:
     if args.split == "test":  # what the style memory holds: the probe is fitted on validation styles
         from .style_measures import style_measures
 
-        x_val, y_val = load_dataset(data["dataset"], "val", args.data_dir or data["data_dir"], val_size=data["val_size"])
+        x_val, y_val = _model_split(args, model, "val")
         style = style_measures(model, x_val, y_val, x, y)
         result["style"] = style
         rows += [{"metric": f"class probe accuracy from the style alone (chance {style['probe_chance']:.2f})",
@@ -216,7 +223,6 @@ def _attack(args) -> int:
     from .attacks import ATTACKS, is_adaptive, parse_eps_list
     from .benchmark import run_benchmark, worst_case
     from .checkpoint import load_model
-    from .data import load_dataset
     from .reports import markdown_table, write_detection_report
     from .runs import resolve_device, seed_everything
     from .sanity import failed
@@ -244,9 +250,8 @@ def _attack(args) -> int:
     model = load_model(_model_path(args), device)
     out = _new_output_folder(args, model, "attacks", "-" + "+".join(methods))
     data = model.meta["config"]["data"]
-    data_dir = args.data_dir or data["data_dir"]
-    x_val, _ = load_dataset(data["dataset"], "val", data_dir, val_size=data["val_size"])
-    x_test, y_test = load_dataset(data["dataset"], "test", data_dir, limit=args.n)
+    x_val, _ = _model_split(args, model, "val")
+    x_test, y_test = _model_split(args, model, "test", limit=args.n)
     seed_everything(args.seed)
     kwargs = {"steps": args.steps, "step_size": args.step_size, "queries": args.queries,
               "search_steps": args.search_steps, "targets": args.targets}
@@ -301,7 +306,6 @@ def _new_output_folder(args, model, kind: str, suffix: str = "") -> Path:
 
 def _reproduce(args) -> int:
     from .checkpoint import load_model
-    from .data import load_dataset
     from .experiments import EXPERIMENTS, run_experiments
     from .model import check_class_count
     from .reproduce_report import write_reproduce_report
@@ -312,10 +316,9 @@ def _reproduce(args) -> int:
     model = load_model(_model_path(args), device)
     out = _new_output_folder(args, model, "reproduce")
     data = model.meta["config"]["data"]
-    x, y = load_dataset(data["dataset"], "test", args.data_dir or data["data_dir"])
+    x, y = _model_split(args, model, "test")
     check_class_count(model, y, data["dataset"])
-    probe = load_dataset(data["dataset"], "val", args.data_dir or data["data_dir"], val_size=data["val_size"]) \
-        if "style" in names else None
+    probe = _model_split(args, model, "val") if "style" in names else None
     results = run_experiments(model, x, y, names, query=args.query, k=args.k, n_queries=args.n_queries, seed=args.seed,
                               probe_data=probe)
     class_names = model.meta["dataset"]["class_names"]
@@ -355,11 +358,10 @@ def _detect(args) -> int:
         fitted = f"loaded from {args.detector}"
     else:
         from .checkpoint import load_model
-        from .data import load_dataset
 
         model = load_model(_model_path(args), device)
         data = model.meta["config"]["data"]
-        x_val, _ = load_dataset(data["dataset"], "val", args.data_dir or data["data_dir"], val_size=data["val_size"])
+        x_val, _ = _model_split(args, model, "val")
         det = ReconstructionDetector(model, args.score, batch_size=args.batch_size).fit(x_val, fpr=args.fpr)
         fitted = f"fitted at FPR {args.fpr:g} on the {len(x_val)} validation images of {data['dataset']}"
     batches, errors = read_inputs(args.input, uint8=args.uint8, image_size=det.model.spec.image_size)

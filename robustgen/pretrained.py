@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .model import ModelSpec, StyleMemoryNet
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, safe_load
+from .model import StyleMemoryNet
 
 FORMAT = "robustgen-pretrained"
 
@@ -124,7 +124,6 @@ def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype:
 
 
 def load_pretrained_weights(spec: dict, weights: Path) -> StyleMemoryNet:
-    model = StyleMemoryNet(ModelSpec.from_dict(spec))
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    return model.eval()
+    """The model of ``spec`` with the (float16 or float32) state dict in ``weights``, as float32."""
+    state = {k: v.float() for k, v in safe_load(weights).items()}
+    return model_from_checkpoint({"model_spec": spec, "model_state": state, "path": str(weights)})
