@@ -22,8 +22,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import AdversaryConfig
+from .config import AdversaryConfig, StyleConfig
 from .model import StyleMemoryNet, recon_error
+from .style_losses import decoder_style, style_terms
 
 
 def eps_schedule(cfg: AdversaryConfig, steps_per_epoch: int):
@@ -79,20 +80,23 @@ class InnerAttack:
 
 
 def adversarial_loss(model: StyleMemoryNet, attack: InnerAttack, x_in: torch.Tensor, target: torch.Tensor,
-                     y: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
-    """The training objective on a batch with its attacked copy. Returns (loss, ce, recon).
+                     y: torch.Tensor, alpha: float, generator: torch.Generator | None = None,
+                     style_cfg: StyleConfig | None = None):
+    """The training objective on a batch with its attacked copy. Returns (loss, ce, recon, style_loss).
 
     ``x_in`` is the (noisy) clean input, ``target`` the clean image it came from; the inner attack
     starts from ``target``. ``ce`` is the whole classification part (for TRADES, with the KL term).
+    The ``[style]`` terms (``style_cfg``) are taken on the clean branch.
     """
     cfg = attack.cfg
     logits, style = model.encode(x_in)
-    rec_clean = recon_error(target, model.decode(logits.softmax(dim=1), style)).mean()
+    rec_clean = recon_error(target, model.decode(logits.softmax(dim=1), decoder_style(style, style_cfg, generator))).mean()
+    extra = style_terms(model, style, y, style_cfg, generator)
     trades = cfg.method == "trades"
     x_adv = attack.perturb(model, target, y, generator, clean_logits=logits if trades else None)
     logits_adv, style_adv = model.encode(x_adv)
     rebuild = target if cfg.recon_target == "clean" else x_adv
-    rec_adv = recon_error(rebuild, model.decode(logits_adv.softmax(dim=1), style_adv)).mean()
+    rec_adv = recon_error(rebuild, model.decode(logits_adv.softmax(dim=1), decoder_style(style_adv, style_cfg, generator))).mean()
     if trades:
         kl = F.kl_div(logits_adv.log_softmax(dim=1), logits.softmax(dim=1), reduction="batchmean")
         ce = F.cross_entropy(logits, y) + cfg.beta * kl
@@ -100,4 +104,4 @@ def adversarial_loss(model: StyleMemoryNet, attack: InnerAttack, x_in: torch.Ten
         w = cfg.clean_weight
         ce = (1.0 - w) * F.cross_entropy(logits_adv, y) + (w * F.cross_entropy(logits, y) if w else 0.0)
     rec = 0.5 * (rec_clean + rec_adv)
-    return ce + alpha * rec, ce, rec
+    return ce + alpha * rec + extra, ce, rec, extra

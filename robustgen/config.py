@@ -1,6 +1,6 @@
 """Typed configuration: dataclasses, TOML presets and ``key=value`` overrides.
 
-A preset is a TOML file with tables ``[data]``, ``[model]``, ``[train]`` and ``[adversary]`` (plus
+A preset is a TOML file with tables ``[data]``, ``[model]``, ``[train]``, ``[adversary]`` and ``[style]`` (plus
 top-level ``name``); anything it leaves out keeps the dataclass default. Presets ship in ``configs/`` and are
 found by name in robustgen/configs/ (``smoke``, ``fast-mnist``, ``paper-mnist``, ``paper-emnist``) or given as a path.
 Overrides use dotted keys with TOML values: ``train.lr=1e-3``, ``data.dataset="idx:/data"``
@@ -69,6 +69,21 @@ class AdversaryConfig:
 
 
 @dataclass
+class StyleConfig:
+    """Options that make the label carry the class and the style only how it was drawn (all off by default)."""
+
+    consistency: float = 0.0  # weight of CE(classifier(decode(onehot(c), style)), c) for a random wrong label c
+    critic: float = 0.0  # weight of a class critic on the style trained through gradient reversal
+    critic_hidden: int = 64  # the critic's hidden width (0 = a linear critic, like the probe)
+    noise: float = 0.0  # std of Gaussian noise added to the style before decoding (training only)
+    dropout: float = 0.0  # dropout probability on the style units before decoding (training only)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.consistency or self.critic or self.noise or self.dropout)
+
+
+@dataclass
 class Config:
     name: str = "run"
     runs_dir: str = "runs"
@@ -76,6 +91,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -219,6 +235,10 @@ def validate(cfg: Config) -> None:
         (a.beta >= 0, "adversary.beta must be non-negative"),
         (0 <= a.clean_weight <= 1, "adversary.clean_weight must lie in [0, 1]"),
         (a.recon_target in ("clean", "attacked"), "adversary.recon_target must be clean or attacked"),
+        (cfg.style.consistency >= 0 and cfg.style.critic >= 0, "style.consistency and style.critic must be non-negative"),
+        (cfg.style.critic_hidden >= 0, "style.critic_hidden must be non-negative (0 = linear critic)"),
+        (cfg.style.noise >= 0, "style.noise must be non-negative"),
+        (0 <= cfg.style.dropout < 1, "style.dropout must lie in [0, 1)"),
     ]
     for ok, message in checks:
         if not ok:

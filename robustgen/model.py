@@ -33,6 +33,7 @@ class ModelSpec:
     kernel_size: int = 5
     hidden: tuple[int, int] = (256, 128)
     image_size: int = 28
+    critic_hidden: int = -1  # training-only class critic on the style: -1 none, 0 linear, >0 MLP width
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -89,6 +90,14 @@ class StyleMemoryNet(nn.Module):
         # output_padding=1 undoes the rounding of the stride-2 convs: 7 -> 14 -> 28.
         self.dec_deconv1 = nn.ConvTranspose2d(c2, c1, k, stride=2, padding=pad, output_padding=1)
         self.dec_deconv2 = nn.ConvTranspose2d(c1, 1, k, stride=2, padding=pad, output_padding=1)
+
+        # Training-only adversary ([style] critic > 0): predicts the class from the style through a
+        # gradient-reversal layer (robustgen.style_losses); never used for inference.
+        if spec.critic_hidden == 0:
+            self.style_critic = nn.Linear(spec.style_dim, spec.num_classes)
+        elif spec.critic_hidden > 0:
+            self.style_critic = nn.Sequential(nn.Linear(spec.style_dim, spec.critic_hidden), nn.ReLU(),
+                                              nn.Linear(spec.critic_hidden, spec.num_classes))
 
     @property
     def num_classes(self) -> int:

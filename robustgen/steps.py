@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from .adversary import InnerAttack, adversarial_loss
+from .config import StyleConfig
 from .model import StyleMemoryNet, recon_error
+from .style_losses import decoder_style, style_terms
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -41,14 +43,17 @@ def corrupt(x: torch.Tensor, noise_std: float, shift: int, generator: torch.Gene
     return x, x
 
 
-def loss_terms(model: StyleMemoryNet, x_in: torch.Tensor, target: torch.Tensor, y: torch.Tensor, alpha: float):
+def loss_terms(model: StyleMemoryNet, x_in: torch.Tensor, target: torch.Tensor, y: torch.Tensor, alpha: float,
+               style_cfg: StyleConfig | None = None, generator: torch.Generator | None = None):
     """The paper's objective: cross-entropy + alpha * mean per-image L2 reconstruction error, with the
-    decoder fed the predicted softmax and the style memory. Returns (loss, ce, recon)."""
+    decoder fed the predicted softmax and the style memory, plus the ``[style]`` terms when set.
+    Returns (loss, ce, recon, style_loss)."""
     logits, style = model.encode(x_in)
-    x_hat = model.decode(logits.softmax(dim=1), style)
+    x_hat = model.decode(logits.softmax(dim=1), decoder_style(style, style_cfg, generator))
     ce = F.cross_entropy(logits, y)
     rec = recon_error(target, x_hat).mean()
-    return ce + alpha * rec, ce, rec
+    extra = style_terms(model, style, y, style_cfg, generator)
+    return ce + alpha * rec + extra, ce, rec, extra
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -63,22 +68,41 @@ class EagerStep:
     """Plain PyTorch steps; the only path on the CPU (torch.compile is slower there)."""
 
     def __init__(self, model, optimizer, x, y, *, batch_size: int, alpha: float, noise_std: float, shift: int,
-                 adversary: InnerAttack | None = None):
+                 adversary: InnerAttack | None = None, style: StyleConfig | None = None):
         self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
         self.batch_size, self.alpha, self.noise_std, self.shift = batch_size, alpha, noise_std, shift
         self.adversary = adversary
-        self.sums = torch.zeros(2, device=x.device)
+        self.style = style if style is not None and style.active else None
+        self.sums = torch.zeros(3, device=x.device)  # ce, recon, style terms
+        self.rank, self.world = 0, 1
+        self.loss_fn = self.losses
+
+    def distribute(self, rank: int, world: int) -> None:
+        """Train as one of ``world`` DistributedDataParallel processes: each takes its 1/world slice
+        of every global batch and DDP averages the gradients (so the update is the whole batch's)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.batch_size % world:
+            raise ValueError(f"train.batch_size ({self.batch_size}) must be divisible by the number of processes ({world})")
+        self.rank, self.world = rank, world
+        self.loss_fn = DistributedDataParallel(_StepLoss(self), device_ids=None if self.x.device.type == "cpu"
+                                               else [self.x.device.index])
+
+    def losses(self, x_in: torch.Tensor, target: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None):
+        """(loss, ce, recon, style terms) of one (noisy input, clean target, label) batch."""
+        if self.adversary is not None:
+            return adversarial_loss(self.model, self.adversary, x_in, target, y, self.alpha, generator, style_cfg=self.style)
+        return loss_terms(self.model, x_in, target, y, self.alpha, self.style, generator)
 
     def step(self, idx: torch.Tensor, generator: torch.Generator | None) -> None:
+        if self.world > 1:
+            idx = idx.view(self.world, -1)[self.rank]
         target, x_in = corrupt(self.x[idx], self.noise_std, self.shift, generator)
-        if self.adversary is not None:
-            loss, ce, rec = adversarial_loss(self.model, self.adversary, x_in, target, self.y[idx], self.alpha, generator)
-        else:
-            loss, ce, rec = loss_terms(self.model, x_in, target, self.y[idx], self.alpha)
+        loss, ce, rec, extra = self.loss_fn(x_in, target, self.y[idx], generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.sums += torch.stack([ce.detach(), rec.detach()])
+        self.sums += torch.stack([ce.detach(), rec.detach(), extra.detach()])
 
     def set_schedule(self, lr: float, eps: float | None) -> None:
         set_lr(self.optimizer, lr)
@@ -87,7 +111,7 @@ class EagerStep:
 
     def run_epoch(self, perm: torch.Tensor, lrs: list[float], generator: torch.Generator | None,
                   on_step: Callable[[], None] | None = None, eps: list[float] | None = None) -> torch.Tensor:
-        """Train on ``len(lrs)`` full batches taken in ``perm`` order; return summed (ce, recon).
+        """Train on ``len(lrs)`` full batches taken in ``perm`` order; return summed (ce, recon, style terms).
         ``eps[i]`` is the adversary's budget at step i (ignored without an adversary)."""
         self.model.train()
         self.sums.zero_()
@@ -98,6 +122,19 @@ class EagerStep:
             if on_step:
                 on_step()
         return self.sums.clone()
+
+
+class _StepLoss(torch.nn.Module):
+    """The step's loss as a module, so that DistributedDataParallel can wrap it: its parameters are
+    the network's, its forward the runner's ``losses``."""
+
+    def __init__(self, runner: EagerStep):
+        super().__init__()
+        self.net = runner.model
+        self._losses = runner.losses  # a bound method, not a submodule
+
+    def forward(self, x_in, target, y, generator):
+        return self._losses(x_in, target, y, generator)
 
 
 class GraphStep(EagerStep):

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed
 
 from . import checkpoint as ckpt_io
 from .adversary import InnerAttack, eps_schedule
 from .config import Config, config_from_dict, to_toml, validate
 from .data import dataset_info, load_dataset
+from .distributed import init_from_env, is_main, world
 from .inference import encode_dataset
 from .model import ModelSpec, StyleMemoryNet
 from .runs import (
@@ -61,8 +63,9 @@ def evaluate(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size
 
 def build_model(cfg: Config, num_classes: int) -> StyleMemoryNet:
     m = cfg.model
+    critic = cfg.style.critic_hidden if cfg.style.critic else -1
     return StyleMemoryNet(ModelSpec(num_classes=num_classes, style_dim=m.style_dim, channels=tuple(m.channels),
-                                    kernel_size=m.kernel_size, hidden=tuple(m.hidden)))
+                                    kernel_size=m.kernel_size, hidden=tuple(m.hidden), critic_hidden=critic))
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -84,12 +87,15 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
     if steps == 0:
         raise ValueError(f"the training set ({x.shape[0]} images) is smaller than one batch ({t.batch_size})")
     schedule = lr_schedule(t.lr_schedule, t.lr, steps * t.epochs, t.warmup_frac)
-    use_graph = device.type == "cuda" and t.cuda_graph
+    rank, world_size = world()
+    use_graph = device.type == "cuda" and t.cuda_graph and world_size == 1  # DDP steps run eagerly
     runner_cls = GraphStep if use_graph else EagerStep
     adversary = InnerAttack(cfg.adversary, device) if cfg.adversary.method != "none" else None
     eps_at = eps_schedule(cfg.adversary, steps)
     runner = runner_cls(model, optimizer, x, y, batch_size=t.batch_size, alpha=t.alpha,
-                        noise_std=t.noise_std, shift=t.shift, adversary=adversary)
+                        noise_std=t.noise_std, shift=t.shift, adversary=adversary, style=cfg.style)
+    if world_size > 1:
+        runner.distribute(rank, world_size)
     history = []
     for epoch in range(start_epoch, t.epochs):
         seed = _epoch_seed(t.seed, epoch)
@@ -98,6 +104,11 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
         if device.type == "cuda":
             torch.cuda.manual_seed(seed)  # noise and shifts use the default CUDA generator
         noise_gen = cpu_gen if device.type == "cpu" else None
+        if world_size > 1:  # the same permutation everywhere, each process its own noise
+            if device.type == "cpu":
+                noise_gen = torch.Generator().manual_seed(seed + 7919 * rank)
+            else:
+                torch.cuda.manual_seed(seed + 7919 * rank)
         lrs = [schedule(epoch * steps + i) for i in range(steps)]
         eps = [eps_at(epoch * steps + i) for i in range(steps)] if adversary else None
         bar = None
@@ -107,14 +118,19 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step", leave=True)
         start = time.perf_counter()
         sums = runner.run_epoch(perm, lrs, noise_gen, on_step=bar.update if bar else None, eps=eps)
-        ce, rec = (sums / steps).tolist()  # the epoch's one host sync
+        if world_size > 1:
+            torch.distributed.all_reduce(sums)
+            sums /= world_size
+        ce, rec, extra = (sums / steps).tolist()  # the epoch's one host sync
         seconds = time.perf_counter() - start
         val = evaluate(model, *val_xy, batch_size=t.eval_batch_size)
-        stats = {"epoch": epoch + 1, "loss": ce + t.alpha * rec, "ce": ce, "recon": rec,
+        stats = {"epoch": epoch + 1, "loss": ce + t.alpha * rec + extra, "ce": ce, "recon": rec,
                  "val_accuracy": val["accuracy"], "val_recon": val["recon_pred_softmax"],
                  "lr_end": lrs[-1], "epoch_seconds": seconds}
         if adversary:
             stats["adv_eps_end"] = eps[-1]
+        if cfg.style.active:
+            stats["style_loss"] = extra
         if bar:
             bar.set_postfix(loss=f"{stats['loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
             bar.close()
@@ -131,10 +147,12 @@ def _load_split(cfg: Config, split: str, device: torch.device, limit: int | None
 
 
 def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, progress: bool = False,
-              epochs: int | None = None, device: str | None = None) -> Path:
+              epochs: int | None = None, device: str | None = None) -> Path | None:
     """Train a new run from ``cfg`` (or continue ``resume``); return the run folder.
 
-    When resuming, ``epochs`` may extend the run beyond its configured length.
+    When resuming, ``epochs`` may extend the run beyond its configured length. Under torchrun every
+    process trains its share (DistributedDataParallel, see ``robustgen.distributed``); only rank 0
+    writes the run folder, and the other ranks return None.
     """
     if resume is not None:
         state = ckpt_io.load_checkpoint(resume)
@@ -152,7 +170,11 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
     else:
         assert cfg is not None, "train_run needs a config or a run to resume"
         state, start_epoch = None, 0
-    dev = resolve_device(cfg.train.device)
+    dev = init_from_env(resolve_device(cfg.train.device))
+    main = is_main()
+    if cfg.train.batch_size % world()[1]:
+        raise ValueError(f"train.batch_size ({cfg.train.batch_size}) must be divisible by the number of processes "
+                         f"({world()[1]}); pass --batch-size or start torchrun with another --nproc-per-node")
     seed_everything(cfg.train.seed)
     info = dataset_info(cfg.data.dataset, cfg.data.data_dir, cfg.data.download)
     train_xy = _load_split(cfg, "train", dev, cfg.data.limit_train)
@@ -168,13 +190,18 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
         model.load_state_dict(state["model_state"])
         if state["optimizer_state"] is not None:
             load_optimizer_state(optimizer, state["optimizer_state"])
-        (run_dir / "config.toml").write_text(to_toml(cfg))
-        MetricsLog(run_dir / "metrics.csv").truncate_after(start_epoch)
-    else:
+        if main:
+            (run_dir / "config.toml").write_text(to_toml(cfg))
+            MetricsLog(run_dir / "metrics.csv").truncate_after(start_epoch)
+    elif main:
         run_dir = create_run_dir(cfg.runs_dir, cfg.name)
         (run_dir / "config.toml").write_text(to_toml(cfg))
-    write_json(run_dir / ("environment.json" if state is None else f"environment-resume-{start_epoch}.json"),
-               environment_record(dev))
+    if not main:  # train in step with rank 0, write nothing
+        fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch)
+        return None
+    env = environment_record(dev)
+    env["processes"] = world()[1]
+    write_json(run_dir / ("environment.json" if state is None else f"environment-resume-{start_epoch}.json"), env)
     metrics = MetricsLog(run_dir / "metrics.csv")
     dataset = {"name": info.name, "num_classes": info.num_classes, "class_names": list(info.class_names)}
 

@@ -45,8 +45,8 @@ def test_adversarial_loss_differs_from_the_clean_loss(trained_model, mnist_small
     attack = InnerAttack(AdversaryConfig(method=method, eps=0.3, steps=3), x.device)
     attack.set_eps(0.3)
     torch.manual_seed(0)
-    adv, ce_adv, _ = adversarial_loss(trained_model, attack, x, x, y, 0.05, torch.Generator().manual_seed(0))
-    clean, ce_clean, _ = loss_terms(trained_model, x, x, y, 0.05)
+    adv, ce_adv, _, _ = adversarial_loss(trained_model, attack, x, x, y, 0.05, torch.Generator().manual_seed(0))
+    clean, ce_clean, _, _ = loss_terms(trained_model, x, x, y, 0.05)
     assert ce_adv > ce_clean + 0.5 and adv > clean
 
 

@@ -1,0 +1,127 @@
+"""The [style] training options: each term does what it claims, changes the loss, and moves the
+measure it targets when a small model is trained with it."""
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from robustgen.config import ConfigError, StyleConfig, load_config
+from robustgen.steps import loss_terms
+from robustgen.style_losses import decoder_style, grad_reverse, style_terms, wrong_labels
+from robustgen.style_measures import style_measures
+from robustgen.train import build_model, fit
+
+
+def test_grad_reverse_is_identity_forward_and_negates_the_gradient():
+    x = torch.randn(5, requires_grad=True)
+    y = grad_reverse(x)
+    assert torch.equal(y, x)
+    (y * torch.arange(5.0)).sum().backward()
+    assert torch.equal(x.grad, -torch.arange(5.0))
+
+
+def test_wrong_labels_differ_from_the_true_label_and_cover_every_other_class():
+    y = torch.full((5000,), 3)
+    c = wrong_labels(y, 10, torch.Generator().manual_seed(0))
+    assert (c != 3).all()
+    assert set(c.tolist()) == set(range(10)) - {3}
+
+
+def test_decoder_style_noise_and_dropout():
+    style = torch.full((2000, 16), 0.5)
+    assert decoder_style(style, None) is style
+    assert decoder_style(style, StyleConfig()) is style
+    noisy = decoder_style(style, StyleConfig(noise=0.2), torch.Generator().manual_seed(0))
+    assert abs((noisy - style).std().item() - 0.2) < 0.01
+    dropped = decoder_style(style, StyleConfig(dropout=0.25), torch.Generator().manual_seed(0))
+    zero = (dropped == 0).float().mean().item()
+    assert abs(zero - 0.25) < 0.01
+    assert torch.allclose(dropped[dropped != 0], torch.tensor(0.5 / 0.75))  # inverted dropout keeps the mean
+
+
+def test_consistency_term_trains_decoder_and_style_but_not_the_judge():
+    torch.manual_seed(0)
+    model = build_model(tiny_config(), 10)
+    style = torch.rand(32, 16, requires_grad=True)  # a leaf: the encoder appears only as the judge
+    loss = style_terms(model, style, torch.randint(0, 10, (32,)), StyleConfig(consistency=1.0),
+                       torch.Generator().manual_seed(0))
+    assert loss.item() > 0
+    loss.backward()
+    assert style.grad is not None and style.grad.abs().sum() > 0
+    assert model.dec_fc1.weight.grad.abs().sum() > 0
+    for name, p in model.named_parameters():
+        if name.startswith("enc_"):
+            assert p.grad is None or p.grad.abs().sum() == 0, name
+
+
+def test_critic_learns_the_class_while_the_style_gets_the_reversed_gradient():
+    cfg = load_config("smoke", ["style.critic=1.0", "style.critic_hidden=0"])
+    torch.manual_seed(0)
+    model = build_model(cfg, 10)
+    assert isinstance(model.style_critic, torch.nn.Linear)
+    style = torch.rand(32, 16, requires_grad=True)
+    y = torch.randint(0, 10, (32,))
+    style_terms(model, style, y, cfg.style).backward()
+    reversed_grad = style.grad.clone()
+    style.grad = None
+    torch.nn.functional.cross_entropy(model.style_critic(style), y).backward()
+    assert torch.allclose(reversed_grad, -style.grad)
+    assert model.style_critic.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="critic"):  # a model built without a critic
+        style_terms(build_model(load_config("smoke"), 10), style, y, cfg.style)
+
+
+@pytest.mark.parametrize("option", ["consistency=0.5", "critic=0.5"])
+def test_consistency_and_critic_add_a_positive_term(option, mnist_small):
+    (x, y), _ = mnist_small
+    cfg = load_config("smoke", [f"style.{option}"])
+    torch.manual_seed(0)
+    model = build_model(cfg, 10)
+    x, y = x[:64], y[:64]
+    base = loss_terms(model, x, x, y, 0.05)[0].item()
+    with_option, _, _, extra = loss_terms(model, x, x, y, 0.05, cfg.style, torch.Generator().manual_seed(0))
+    assert extra.item() > 0.1  # a cross-entropy over 10 classes
+    assert with_option.item() == pytest.approx(base + extra.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("option", ["noise=0.3", "dropout=0.3"])
+def test_style_noise_and_dropout_worsen_a_trained_decoder(option, trained_model, mnist_small):
+    (x, y), _ = mnist_small
+    x, y = x[:256], y[:256]
+    cfg = load_config("smoke", [f"style.{option}"])
+    _, _, rec, extra = loss_terms(trained_model, x, x, y, 0.05)
+    _, _, rec_option, _ = loss_terms(trained_model, x, x, y, 0.05, cfg.style, torch.Generator().manual_seed(0))
+    assert rec_option.item() > 1.02 * rec.item()  # the decoder relies on the style it is now denied
+    assert extra.item() == 0
+
+
+def test_bad_style_values_are_refused():
+    with pytest.raises(ConfigError, match="style.dropout"):
+        load_config("smoke", ["style.dropout=1.0"])
+    with pytest.raises(ConfigError, match="style.consistency"):
+        load_config("smoke", ["style.consistency=-1"])
+
+
+def _trained(mnist_small, overrides):
+    (x, y), (xv, yv) = mnist_small
+    cfg = load_config("smoke", ["train.epochs=8", "train.lr=2e-3", *overrides])  # the critic's game needs ~100 steps
+    torch.manual_seed(0)
+    model = build_model(cfg, 10)
+    history = fit(model, torch.optim.Adam(model.parameters(), lr=2e-3), cfg, (x[:2000], y[:2000]), (xv[:500], yv[:500]))
+    return model.eval(), history, style_measures(model, xv[:500], yv[:500], xv[500:1000], yv[500:1000], n_decode=100)
+
+
+@pytest.fixture(scope="module")
+def plain(mnist_small):
+    return _trained(mnist_small, [])[2]
+
+
+def test_training_with_consistency_makes_the_decoder_draw_the_label(mnist_small, plain):
+    _, history, cc = _trained(mnist_small, ["style.consistency=1.0"])
+    assert "style_loss" in history[-1] and history[-1]["style_loss"] > 0
+    assert cc["drawn_as_label"] > plain["drawn_as_label"] + 0.3
+
+
+def test_training_with_the_critic_removes_class_information_from_the_style(mnist_small, plain):
+    _, _, adv = _trained(mnist_small, ["style.critic=1.0"])
+    assert adv["probe_accuracy"] < plain["probe_accuracy"] - 0.3
