@@ -69,12 +69,13 @@ class Outcome(NamedTuple):
 
 
 def attack_outcome(model, detectors: dict, method: str, eps: float, x: torch.Tensor, y: torch.Tensor, *,
-                   target: str | None, batch_size: int, attack_kwargs: dict, on_batch=None) -> Outcome:
+                   target: str | None, batch_size: int, attack_kwargs: dict, on_batch=None,
+                   seed: int | None = 0) -> Outcome:
     """Run one attack (against ``detectors[target]`` when it is detector-aware), then one pass for
     its predictions and reconstruction errors, and score it with the detectors it is judged by."""
     attack = make_attack(method, model, eps, detector=detectors.get(target), **attack_kwargs)
     start = time.perf_counter()
-    x_adv = run_attack(attack, x, y, batch_size, on_batch=on_batch)
+    x_adv = run_attack(attack, x, y, batch_size, on_batch=on_batch, seed=seed)
     seconds = time.perf_counter() - start
     pred, err_pred, err_true = _predict_and_errors(model, x_adv, y, batch_size)
     judged = list(detectors) if target is None else [target]
@@ -85,13 +86,14 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
                   methods: list[str], eps_list: list[float], scores: list[str], fpr: float = 0.05,
                   batch_size: int = 500, attack_kwargs: dict | None = None, sanity_n: int = 200,
                   on_attack: Callable[[str, int], None] | None = None,
-                  on_stage: Callable[[str], None] | None = None) -> BenchmarkResult:
+                  on_stage: Callable[[str], None] | None = None, seed: int | None = 0) -> BenchmarkResult:
     """Attack ``x_test`` with every (method, eps) and score it with every detector.
 
     Oblivious attacks are run once per (method, eps) and shared by all scores; detector-aware
     attacks are run once per score, against that score's detector. Then the sanity checks of
     ``robustgen.sanity`` run on the first ``sanity_n`` inputs (0 skips the ones that attack again).
     ``on_attack(label, n_done)`` reports progress in images, ``on_stage(text)`` the stage.
+    Each attack batch's randomness is seeded by (``seed``, its first input's index): see ``run_attack``.
     """
     from .sanity import run_sanity_checks
 
@@ -120,7 +122,8 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
                     on_stage(label)
                 out = attack_outcome(
                     model, detectors, method, eps, x_test, y_test, target=target, batch_size=batch_size,
-                    attack_kwargs=attack_kwargs, on_batch=(lambda k, lab=label: on_attack(lab, k)) if on_attack else None)
+                    attack_kwargs=attack_kwargs, on_batch=(lambda k, lab=label: on_attack(lab, k)) if on_attack else None,
+                    seed=seed)
                 pred_adv, seconds = out.pred, out.seconds
                 result.seconds[label] = seconds
                 result.budgets[method] = out.attack.budget
@@ -141,7 +144,7 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
         on_stage("sanity checks")
     result.sanity = run_sanity_checks(result, model, detectors, x_test, y_test, methods=methods, eps_list=eps_list,
                                       batch_size=batch_size, attack_kwargs=attack_kwargs, sanity_n=sanity_n,
-                                      fpr=fpr, thresholds=thresholds)
+                                      fpr=fpr, thresholds=thresholds, seed=seed)
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", default="0.1,0.2,0.3", help="comma-separated L-inf budgets in [0,1] units; "
                    "'8/255' style and inclusive ranges start:stop:step ('0:0.4:0.05') accepted (default: 0.1,0.2,0.3)")
     p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default)")
-    p.add_argument("--n", type=int, default=10000, help="attack the first N test images (default: 10000)")
+    p.add_argument("-n", "--n", type=int, default=10000, help="attack the first N test images (default: 10000; "
+                   "under torchrun write -n: torchrun takes --n for one of its own options)")
     p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate for the detector threshold (default: 0.05)")
     p.add_argument("--steps", type=int, help="iterations of every iterative attack (per search round of adaptive-pgd, "
                    "per target of selective/orthogonal-pgd); default: each attack's own (40 for the PGD family, "
@@ -73,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sanity-n", type=int, default=200,
                    help="inputs re-attacked by the eps-1.0 and doubled-steps sanity checks (default 200; 0 skips them)")
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0, help="seed for random starts (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random starts; each batch's is seeded by (seed, "
+                   "index of its first input) (default 0)")
     p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -112,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_main_env() -> bool:
+    """Rank 0 under torchrun (from its environment, before the process group exists), or no torchrun."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _train(args) -> int:
     from .config import load_config
     from .train import train_run
@@ -123,7 +131,8 @@ def _train(args) -> int:
                                   "only --epochs and --device can")
         if args.overrides:
             raise ConfigError("--set cannot change a run being resumed; start a new run instead")
-        run_dir = train_run(resume=args.resume, progress=not args.quiet, epochs=args.epochs, device=args.device)
+        run_dir = train_run(resume=args.resume, progress=not args.quiet and is_main_env(), epochs=args.epochs,
+                            device=args.device)
     else:
         flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "train.epochs": args.epochs,
                  "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed,
@@ -131,7 +140,12 @@ def _train(args) -> int:
                  "data.download": True if args.download else None}
         overrides = [f"{k}={_toml(v)}" for k, v in flags.items() if v is not None] + args.overrides
         cfg = load_config(args.config, overrides)
-        run_dir = train_run(cfg, progress=not args.quiet)
+        run_dir = train_run(cfg, progress=not args.quiet and is_main_env())
+    from .distributed import shutdown
+
+    shutdown()
+    if run_dir is None:  # a torchrun worker other than rank 0: rank 0 reports
+        return 0
     from .checkpoint import load_checkpoint
 
     extra = load_checkpoint(run_dir)["extra"]
@@ -246,9 +260,14 @@ def _attack(args) -> int:
         raise ValueError("--step-size must be positive")
     if args.sanity_n < 0 or args.batch_size < 1:
         raise ValueError("--sanity-n must be at least 0 and --batch-size at least 1")
-    device = resolve_device(args.device)
+    from .distributed import init_from_env, is_main, shutdown, world
+
+    device = init_from_env(resolve_device(args.device))  # under torchrun: join the group, shard the attacks
+    main = is_main()
+    if not main:
+        args.quiet = True
     model = load_model(_model_path(args), device)
-    out = _new_output_folder(args, model, "attacks", "-" + "+".join(methods))
+    out = _new_output_folder(args, model, "attacks", "-" + "+".join(methods)) if main else None
     data = model.meta["config"]["data"]
     x_val, _ = _model_split(args, model, "val")
     x_test, y_test = _model_split(args, model, "test", limit=args.n)
@@ -272,12 +291,17 @@ def _attack(args) -> int:
 
     result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
                            fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
-                           on_attack=progress if bar else None, on_stage=stage if bar else None)
+                           on_attack=progress if bar else None, on_stage=stage if bar else None, seed=args.seed)
     if bar:
         bar.close()
+    processes = world()[1]
+    shutdown()
+    if not main:
+        return 0
     meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "n": len(x_test),
             "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
-            "seed": args.seed, "device": str(device), "sanity_n": args.sanity_n, "budget": result.budgets, **kwargs}
+            "seed": args.seed, "device": str(device), "processes": processes, "sanity_n": args.sanity_n,
+            "budget": result.budgets, **kwargs}
     write_detection_report(result, out, meta)
     print(markdown_table(result.rows, SUMMARY_COLUMNS))
     print("per-input worst case (union over attacks):\n")

@@ -75,7 +75,7 @@ def _square_vs_white_box(result, eps_list) -> list[dict]:
 
 
 def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batch_size, attack_kwargs,
-                      sanity_n, fpr, thresholds) -> list[dict]:
+                      sanity_n, fpr, thresholds, seed: int | None = 0) -> list[dict]:
     from .benchmark import attack_outcome
 
     rows = _monotone(result, methods, eps_list) + _square_vs_white_box(result, eps_list)
@@ -91,7 +91,7 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
         target = first_score if is_adaptive(method) else None
         kw = {**attack_kwargs, **({"targets": "untargeted"} if is_adaptive(method) else {})}
         pred = attack_outcome(model, detectors, method, 1.0, xs, ys, target=target, batch_size=batch_size,
-                              attack_kwargs=kw).pred
+                              attack_kwargs=kw, seed=seed).pred
         robust = float((correct & (pred == ys.numpy())).mean())
         who = method + (f" vs {target} (untargeted)" if target else "")
         rows.append(_row("eps-1", robust <= EPS1_MAX_ROBUST, f"{who}: robust accuracy {robust:.4f} at eps 1.0 "
@@ -104,7 +104,7 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
         base = attack_kwargs.get(key) or default
         for target in (list(detectors) if is_adaptive(method) else [None]):
             out = attack_outcome(model, detectors, method, eps, xs, ys, target=target, batch_size=batch_size,
-                                 attack_kwargs={**attack_kwargs, key: 2 * base})
+                                 attack_kwargs={**attack_kwargs, key: 2 * base}, seed=seed)
             pred, adv_scores = out.pred, out.scores
             fooled2 = correct & (pred != ys.numpy())
             if target is None:

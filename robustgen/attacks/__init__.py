@@ -102,18 +102,31 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
 
 
 def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
-               on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Attack (x, y) in batches on the model's device; check every batch; return x_adv on x's device."""
+               on_batch: Callable[[int], None] | None = None, seed: int | None = None) -> torch.Tensor:
+    """Attack (x, y) in batches on the model's device; check every batch; return x_adv on x's device.
+
+    With ``seed``, each batch's randomness (random starts, Square's proposals) is seeded by
+    (seed, global index of its first input), so the result does not depend on what ran before. Under
+    torchrun the batches are shared out over the processes and gathered back (``robustgen.distributed``):
+    with a seed, the result is the same as in one process.
+    """
+    from ..distributed import batch_seed, gather_batches, my_batches, world
+
     device = attack_device(attack)
-    out = []
-    for i in range(0, x.shape[0], batch_size):
+    n = x.shape[0]
+    mine = {}
+    for i in my_batches(n, batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        if seed is not None:
+            torch.manual_seed(batch_seed(seed, i))
         x_adv = attack(xb, yb).detach()
         check_adversarial(xb, x_adv, attack.eps, attack.name)
-        out.append(x_adv.to(x.device))
+        mine[i] = x_adv
         if on_batch:
-            on_batch(xb.shape[0])
-    return torch.cat(out)
+            on_batch(xb.shape[0] * world()[1])  # progress of all processes, assuming equal speed
+    if world()[1] == 1:
+        return torch.cat([mine[i].to(x.device) for i in range(0, n, batch_size)]) if n else x.clone()
+    return gather_batches(mine, n, batch_size).to(x.device)
 
 
 def attack_device(attack: Attack) -> torch.device:
