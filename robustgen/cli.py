@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .config import ConfigError
+from .config import ConfigError, list_presets
 from .data import DataError
 from .runs import RunError
 
@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a style-memory network into a new run folder")
-    p.add_argument("--config", default="fast-mnist", help="preset name (smoke, fast-mnist, paper-mnist, "
-                   "paper-emnist) or a TOML file (default: fast-mnist)")
+    p.add_argument("--config", default="fast-mnist", help=f"preset name ({', '.join(list_presets())}) or a TOML "
+                   "file (default: fast-mnist)")
     p.add_argument("--dataset", help="mnist | emnist-letters | idx:PATH")
     p.add_argument("--data-dir", help="folder with dataset files (EMNIST); default $ROBUSTGEN_DATA or ./data")
     p.add_argument("--download", action="store_true", help="let torchvision download EMNIST if its files are missing")

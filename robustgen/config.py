@@ -2,7 +2,7 @@
 
 A preset is a TOML file with tables ``[data]``, ``[model]``, ``[train]``, ``[adversary]`` and ``[style]`` (plus
 top-level ``name``); anything it leaves out keeps the dataclass default. Presets ship in ``configs/`` and are
-found by name in robustgen/configs/ (``smoke``, ``fast-mnist``, ``paper-mnist``, ``paper-emnist``) or given as a path.
+found by name in robustgen/configs/ (``list_presets()``: ``smoke``, ``fast-mnist``, ``style-mnist``, ...) or given as a path.
 Overrides use dotted keys with TOML values: ``train.lr=1e-3``, ``data.dataset="idx:/data"``
 (quotes optional for strings), ``data.limit_train=none``.
 """
