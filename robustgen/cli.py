@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -115,11 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def is_main_env() -> bool:
-    """Rank 0 under torchrun (from its environment, before the process group exists), or no torchrun."""
-    return os.environ.get("RANK", "0") == "0"
-
-
 def _train(args) -> int:
     from .config import load_config
     from .train import train_run
@@ -131,8 +125,7 @@ def _train(args) -> int:
                                   "only --epochs and --device can")
         if args.overrides:
             raise ConfigError("--set cannot change a run being resumed; start a new run instead")
-        run_dir = train_run(resume=args.resume, progress=not args.quiet and is_main_env(), epochs=args.epochs,
-                            device=args.device)
+        run_dir = train_run(resume=args.resume, progress=not args.quiet, epochs=args.epochs, device=args.device)
     else:
         flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "train.epochs": args.epochs,
                  "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed,
@@ -140,7 +133,7 @@ def _train(args) -> int:
                  "data.download": True if args.download else None}
         overrides = [f"{k}={_toml(v)}" for k, v in flags.items() if v is not None] + args.overrides
         cfg = load_config(args.config, overrides)
-        run_dir = train_run(cfg, progress=not args.quiet and is_main_env())
+        run_dir = train_run(cfg, progress=not args.quiet)  # under torchrun only rank 0 shows progress
     from .distributed import shutdown
 
     shutdown()

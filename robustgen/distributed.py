@@ -61,7 +61,8 @@ def my_batches(n: int, batch_size: int) -> list[int]:
 
 
 def gather_batches(mine: dict[int, torch.Tensor], n: int, batch_size: int) -> torch.Tensor:
-    """Concatenate every process's batches {start: tensor} in global order (on the CPU)."""
+    """Concatenate every process's batches {start: tensor} in global order (with several processes,
+    gathered on the CPU; with one, where the batches are)."""
     rank, size = world()
     if size > 1:
         parts: list = [None] * size

@@ -114,6 +114,8 @@ def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
     device = attack_device(attack)
     n = x.shape[0]
+    if not n:
+        return x.clone()
     mine = {}
     for i in my_batches(n, batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
@@ -124,8 +126,6 @@ def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int
         mine[i] = x_adv
         if on_batch:
             on_batch(xb.shape[0] * world()[1])  # progress of all processes, assuming equal speed
-    if world()[1] == 1:
-        return torch.cat([mine[i].to(x.device) for i in range(0, n, batch_size)]) if n else x.clone()
     return gather_batches(mine, n, batch_size).to(x.device)
 
 
