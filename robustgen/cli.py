@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .checkpoint import CheckpointError
@@ -443,10 +444,27 @@ COMMANDS = {"train": _train, "eval": _eval, "attack": _attack, "detect": _detect
             "export": _export, "reproduce": _reproduce}
 
 
+def _warning_printer(command: str):
+    """showwarning for the CLI: robustgen's own warnings as one plain line, others as Python prints them."""
+    from .detect import ThresholdTieWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ThresholdTieWarning):
+            print(f"robustgen {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command)
+            return COMMANDS[args.command](args)
     except (ConfigError, DataError, CheckpointError, RunError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"robustgen {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,6 +12,7 @@ Inputs: torch tensors or numpy arrays of shape (N, 1, S, S) or (N, S, S), float,
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,10 @@ from .model import StyleMemoryNet
 from .scores import SCORES, Score, make_score
 
 DETECTOR_FORMAT = "robustgen-detector"
+
+
+class ThresholdTieWarning(UserWarning):
+    """The fitted threshold flags far fewer clean inputs than asked, because many share its score."""
 
 
 def as_images(x, model: StyleMemoryNet, device: torch.device | None = None) -> torch.Tensor:
@@ -86,6 +91,7 @@ class ReconstructionDetector:
         self.fpr: float | None = None
         self.score_scale: float = 1.0  # threshold minus clean median: the score's natural unit
         self.clean_scores_: np.ndarray | None = None  # scores of the data given to fit()
+        self.fit_fpr_: float | None = None  # share of the fitting data the threshold flags (<= fpr)
         self._score_fitted = not self.scorer.needs_fit
 
     @property
@@ -128,6 +134,13 @@ class ReconstructionDetector:
         self.clean_scores_ = clean  # the fitting data's scores, for other operating points
         self.threshold = threshold_at_fpr(clean, fpr)
         self.fpr = fpr
+        self.fit_fpr_ = float(np.mean(clean > self.threshold))
+        if self.fit_fpr_ < 0.5 * fpr:
+            tied = float(np.mean(clean == self.threshold))
+            warnings.warn(f"score {self.score_name!r}: {tied:.1%} of the {len(clean)} clean fitting inputs share the "
+                          f"threshold score {self.threshold:.4g}, so it flags {self.fit_fpr_:.1%} of them instead "
+                          f"of {fpr:.1%}; this score is too discrete for that operating point (compare detectors "
+                          "by AUROC, or pick another score)", ThresholdTieWarning, stacklevel=2)
         self.score_scale = max(self.threshold - float(np.median(clean)), 1e-6 * max(abs(self.threshold), 1.0))
         return self
 
@@ -150,7 +163,7 @@ class ReconstructionDetector:
         payload = {"format": DETECTOR_FORMAT, "version": 1, "score": self.score_name,
                    "score_state": self.scorer.state_dict(), "score_fitted": self._score_fitted,
                    "threshold": self.threshold, "fpr": self.fpr, "score_scale": self.score_scale, "batch_size": self.batch_size,
-                   "model": ckpt_io.model_payload(self.model)}
+                   "fit_fpr": self.fit_fpr_, "model": ckpt_io.model_payload(self.model)}
         return ckpt_io.atomic_save(payload, path)
 
     @classmethod
@@ -163,7 +176,8 @@ class ReconstructionDetector:
         det.scorer.load_state_dict(payload["score_state"])
         det._score_fitted = payload["score_fitted"]
         det.threshold, det.fpr, det.score_scale = payload["threshold"], payload["fpr"], payload["score_scale"]
+        det.fit_fpr_ = payload.get("fit_fpr")  # absent in files saved before robustgen recorded it
         return det
 
 
-__all__ = ["ReconstructionDetector", "SCORES", "as_images", "threshold_at_fpr"]
+__all__ = ["ReconstructionDetector", "SCORES", "ThresholdTieWarning", "as_images", "threshold_at_fpr"]

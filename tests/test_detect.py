@@ -1,9 +1,13 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from robustgen import ReconstructionDetector
-from robustgen.scores import SCORES, Posterior
+from robustgen.cli import _warning_printer
+from robustgen.detect import ThresholdTieWarning
+from robustgen.scores import SCORES, Posterior, Score
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +96,47 @@ def test_save_load_roundtrip(fitted, val_x, tmp_path):
     assert back.threshold == det.threshold and back.score_name == "joint"
     assert np.allclose(back.score(val_x[:20]), det.score(val_x[:20]), atol=1e-6)
     assert np.array_equal(back.detect(val_x[:20])[1], det.detect(val_x[:20])[1])
+
+
+class _MostlyZero(Score):
+    """A score that is exactly 0 except on the brightest 2 % of inputs (like `margin` on a decoder
+    that draws the label it is told: 0 whenever the predicted label reconstructs best)."""
+
+    name = "mostly-zero"
+    cut = None
+
+    def evaluate(self, model, x):
+        logits, _ = model.encode(x)
+        brightness = x.flatten(1).mean(1)
+        return (brightness > self.cut).to(x.dtype) * brightness, logits
+
+
+def _mostly_zero_detector(model, x):
+    det = ReconstructionDetector(model, "recon")
+    det.scorer = _MostlyZero()
+    det.scorer.cut = float(torch.quantile(x.flatten(1).mean(1), 0.98))
+    return det
+
+
+def test_tied_threshold_warns_and_records_the_realised_fpr(trained_model, val_x, tmp_path):
+    det = _mostly_zero_detector(trained_model, val_x)
+    with pytest.warns(ThresholdTieWarning, match="share the threshold score 0"):
+        det.fit(val_x, fpr=0.05)
+    assert det.threshold == 0.0 and det.fit_fpr_ == pytest.approx(0.02, abs=0.002)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an operating point the score can reach: no warning
+        det.fit(val_x, fpr=0.01)
+    assert det.fit_fpr_ == pytest.approx(0.01, abs=0.002)
+    det.save(tmp_path / "d.pt")
+    assert ReconstructionDetector.load(tmp_path / "d.pt").fit_fpr_ == det.fit_fpr_
+
+
+def test_continuous_scores_reach_their_fpr_without_warning(fitted):
+    for name, det in fitted.items():
+        assert 0.04 <= det.fit_fpr_ <= 0.05, name
+
+
+def test_cli_prints_a_tie_warning_as_one_line(capsys):
+    show = _warning_printer("attack")
+    show(ThresholdTieWarning("score 'margin': 96.0% ..."), ThresholdTieWarning, "x.py", 1)
+    assert capsys.readouterr().err == "robustgen attack: warning: score 'margin': 96.0% ...\n"
