@@ -58,3 +58,14 @@ def test_toml_roundtrip(tmp_path):
     path.write_text(to_toml(cfg))
     assert load_config(str(path)) == cfg
     assert config_from_dict(tomllib.loads(to_toml(cfg))) == cfg
+
+
+def test_every_preset_loads_and_robust_style_mnist_composes_two_presets():
+    for name in list_presets():
+        load_config(name)  # parsing and validation raise on a bad key or value
+    rs, r, s = (load_config(n).to_dict() for n in ("robust-style-mnist", "robust-mnist", "style-mnist"))
+    assert rs["adversary"] == r["adversary"] and rs["model"] == r["model"] and rs["data"] == r["data"]
+    assert {k: v for k, v in rs["train"].items() if k != "alpha"} == {k: v for k, v in r["train"].items() if k != "alpha"}
+    assert rs["train"]["alpha"] == s["train"]["alpha"] == 0.5
+    # the critic weight measured on the robust recipe (0.1) differs from style-mnist's (0.15)
+    assert {**rs["style"], "critic": 0.15} == s["style"]
