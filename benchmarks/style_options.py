@@ -9,7 +9,8 @@ A variant is NAME=OVERRIDE[,OVERRIDE...] with the CLI's --set syntax. Reported p
 accuracy, mean L2 reconstruction error (predicted label), class probe accuracy from the style (fitted
 on one half of the validation split, scored on the other), label sensitivity, drawn-as-label, style-
 and pixel-space 97-NN same-class share, and for oblivious PGD-20 at eps 0.1: the `recon` AUROC on
-successful adversarials and the best score's TPR at 5 % FPR.
+successful adversarials, the best score's TPR at 5 % FPR, and the mean L2 change of the style
+that those successful attacks caused (``style_drift_successful``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def detection(model, x_fit, x, y, eps: float = 0.1) -> dict:
     x_adv = run_attack(make_attack("pgd", model, eps, steps=20, step_size=eps / 8), x, y)
     with torch.no_grad():
         success = correct & (model(x_adv).argmax(1) != y).numpy()
-    out = {f"pgd20_success_eps{eps:g}": float(success.mean())}
+        drift = (model.encode(x_adv)[1] - model.encode(x)[1]).norm(dim=1).numpy()
+    out = {f"pgd20_success_eps{eps:g}": float(success.mean()), "style_drift_successful": float(drift[success].mean())}
     for name in SCORES:
         det = robustgen.ReconstructionDetector(model, name).fit(x_fit, fpr=0.05)
         clean, adv = det.score(x)[correct], det.score(x_adv)[success]

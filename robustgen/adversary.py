@@ -89,9 +89,11 @@ def adversarial_loss(model: StyleMemoryNet, attack: InnerAttack, x_in: torch.Ten
     The ``[style]`` terms (``style_cfg``) are taken on the clean branch.
     """
     cfg = attack.cfg
+    if style_cfg is not None and style_cfg.stability:
+        x_in = x_in.detach().requires_grad_(True)  # the stability term steps along the input gradient
     logits, style = model.encode(x_in)
     rec_clean = recon_error(target, model.decode(logits.softmax(dim=1), decoder_style(style, style_cfg, generator))).mean()
-    extra = style_terms(model, style, y, style_cfg, generator)
+    extra = style_terms(model, style, y, style_cfg, generator, x_in=x_in, logits=logits, target=target)
     trades = cfg.method == "trades"
     x_adv = attack.perturb(model, target, y, generator, clean_logits=logits if trades else None)
     logits_adv, style_adv = model.encode(x_adv)

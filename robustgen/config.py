@@ -68,6 +68,9 @@ class AdversaryConfig:
     recon_target: str = "clean"  # what the decoder rebuilds from an attacked input: clean | attacked
 
 
+STABILITY_MEASURES = ("style", "relative", "recon")
+
+
 @dataclass
 class StyleConfig:
     """Options that make the label carry the class and the style only how it was drawn (all off by default)."""
@@ -77,10 +80,14 @@ class StyleConfig:
     critic_hidden: int = 64  # the critic's hidden width (0 = a linear critic, like the probe)
     noise: float = 0.0  # std of Gaussian noise added to the style before decoding (training only)
     dropout: float = 0.0  # dropout probability on the style units before decoding (training only)
+    stability: float = 0.0  # weight of a penalty on what a one-step (FGSM) perturbation of the input does to the style
+    stability_eps: float = 0.1  # L-inf size of that perturbation in [0, 1] pixel units
+    stability_measure: str = "style"  # style: squared style change | relative: the same over the batch's style
+    #                                   variance | recon: error of the true label decoded with the perturbed style
 
     @property
     def active(self) -> bool:
-        return bool(self.consistency or self.critic or self.noise or self.dropout)
+        return bool(self.consistency or self.critic or self.noise or self.dropout or self.stability)
 
 
 @dataclass
@@ -239,6 +246,10 @@ def validate(cfg: Config) -> None:
         (cfg.style.critic_hidden >= 0, "style.critic_hidden must be non-negative (0 = linear critic)"),
         (cfg.style.noise >= 0, "style.noise must be non-negative"),
         (0 <= cfg.style.dropout < 1, "style.dropout must lie in [0, 1)"),
+        (cfg.style.stability >= 0, "style.stability must be non-negative"),
+        (0 < cfg.style.stability_eps <= 1, "style.stability_eps must lie in (0, 1]"),
+        (cfg.style.stability_measure in STABILITY_MEASURES,
+         f"style.stability_measure must be one of {', '.join(STABILITY_MEASURES)}"),
     ]
     for ok, message in checks:
         if not ok:

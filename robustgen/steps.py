@@ -48,11 +48,13 @@ def loss_terms(model: StyleMemoryNet, x_in: torch.Tensor, target: torch.Tensor, 
     """The paper's objective: cross-entropy + alpha * mean per-image L2 reconstruction error, with the
     decoder fed the predicted softmax and the style memory, plus the ``[style]`` terms when set.
     Returns (loss, ce, recon, style_loss)."""
+    if style_cfg is not None and style_cfg.stability:
+        x_in = x_in.detach().requires_grad_(True)  # the stability term steps along the input gradient
     logits, style = model.encode(x_in)
     x_hat = model.decode(logits.softmax(dim=1), decoder_style(style, style_cfg, generator))
     ce = F.cross_entropy(logits, y)
     rec = recon_error(target, x_hat).mean()
-    extra = style_terms(model, style, y, style_cfg, generator)
+    extra = style_terms(model, style, y, style_cfg, generator, x_in=x_in, logits=logits, target=target)
     return ce + alpha * rec + extra, ce, rec, extra
 
 

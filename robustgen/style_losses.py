@@ -9,6 +9,13 @@ it was drawn (``[style]`` config section; all off by default).
   gradient-reversal layer between style and critic makes the encoder remove what the critic finds.
 - ``noise`` / ``dropout`` on the style before decoding: a narrower channel for the style, so the
   decoder must take the class from the label.
+- ``stability``: what one FGSM step of size ``stability_eps`` on the input (the sign of its
+  cross-entropy gradient) does to the style, the clean style held fixed. A small perturbation that
+  flips the label should leave the style where it was, so that the decoder draws the *wrong* class
+  in the input's own style, far from the input. ``stability_measure``: ``style`` the squared change
+  of the style; ``relative`` the same over the batch's style variance (a style cannot win by
+  shrinking); ``recon`` the L2 error of the *true* label decoded with the perturbed style against the
+  clean image (only the change the decoder sees counts).
 
 Everything is tensor code with no host sync, so it runs inside the CUDA-graph step too. With a
 ``generator`` (the CPU path) the random labels, noise and masks are reproducible.
@@ -21,7 +28,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .config import StyleConfig
-from .model import StyleMemoryNet
+from .model import StyleMemoryNet, recon_error
 
 
 class _GradReverse(torch.autograd.Function):
@@ -57,12 +64,39 @@ def wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator |
     return (y + shift) % num_classes
 
 
+def style_drift(model: StyleMemoryNet, x_in: torch.Tensor, logits: torch.Tensor, style: torch.Tensor,
+                y: torch.Tensor, eps: float, measure: str = "style", target: torch.Tensor | None = None) -> torch.Tensor:
+    """What one FGSM step x' = clip(x + eps * sign(grad_x CE)) does to the style, as a batch mean:
+    ``style`` ||style(x') - style(x)||^2; ``relative`` that over the batch's style variance;
+    ``recon`` ||target - decode(onehot(y), style(x'))|| (``target``: the clean image, default x).
+    ``x_in`` must require grad and ``logits``/``style`` come from ``model.encode(x_in)``. The step
+    direction and the clean style are constants: the term trains the network at x' only."""
+    grad, = torch.autograd.grad(F.cross_entropy(logits, y), x_in, retain_graph=True)
+    x_step = (x_in + eps * grad.sign()).clamp(0.0, 1.0).detach()
+    _, style_step = model.encode(x_step)
+    if measure == "recon":
+        target = x_in.detach() if target is None else target
+        return recon_error(target, model.decode(F.one_hot(y, model.num_classes).to(style.dtype), style_step)).mean()
+    drift = (style_step - style.detach()).pow(2).sum(dim=1).mean()
+    if measure == "relative":
+        drift = drift / (style - style.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-8)
+    return drift
+
+
 def style_terms(model: StyleMemoryNet, style: torch.Tensor, y: torch.Tensor, cfg: StyleConfig | None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """The weighted sum of the consistency and critic losses for a batch's styles (a 0-dim tensor)."""
+                generator: torch.Generator | None = None, x_in: torch.Tensor | None = None,
+                logits: torch.Tensor | None = None, target: torch.Tensor | None = None) -> torch.Tensor:
+    """The weighted sum of the ``[style]`` losses for a batch's styles (a 0-dim tensor). The stability
+    term also needs the input (requiring grad), the logits that ``style`` came with, and for its
+    ``recon`` measure the clean image the input came from."""
     total = style.new_zeros(())
     if cfg is None:
         return total
+    if cfg.stability:
+        if x_in is None or logits is None or not x_in.requires_grad:
+            raise ValueError("style.stability needs the input (requiring grad) and its logits")
+        total = total + cfg.stability * style_drift(model, x_in, logits, style, y, cfg.stability_eps,
+                                                     cfg.stability_measure, target)
     if cfg.consistency:
         c = wrong_labels(y, model.num_classes, generator)
         drawn = model.decode(F.one_hot(c, model.num_classes).to(style.dtype), style)

@@ -53,7 +53,8 @@ def test_cuda_graph_step_matches_eager_step(mnist_small, adversary, monkeypatch)
 
 def test_cuda_graph_step_captures_the_style_terms(mnist_small):
     """The [style] terms (random wrong labels, frozen-judge functional call, gradient reversal,
-    style noise and dropout) inside the captured step: it trains like the eager step does."""
+    style noise and dropout, the stability term's input gradient) inside the captured step: it
+    trains like the eager step does."""
     (x, y), (xv, yv) = mnist_small
     dev = torch.device("cuda")
     results = {}
@@ -61,6 +62,7 @@ def test_cuda_graph_step_captures_the_style_terms(mnist_small):
         torch.manual_seed(0)
         cfg = tiny_config(epochs=3, lr=2e-3, cuda_graph=str(graph).lower())
         cfg.style.consistency, cfg.style.critic, cfg.style.noise, cfg.style.dropout = 0.1, 0.1, 0.05, 0.1
+        cfg.style.stability = 0.1
         model = build_model(cfg, 10).to(dev)
         opt = make_optimizer(model, cfg.train.lr, 0.0, dev, graph)
         history = fit(model, opt, cfg, (x.to(dev), y.to(dev)), (xv.to(dev), yv.to(dev)))

@@ -7,7 +7,7 @@ from conftest import tiny_config
 
 from robustgen.config import ConfigError, StyleConfig, load_config
 from robustgen.steps import loss_terms
-from robustgen.style_losses import decoder_style, grad_reverse, style_terms, wrong_labels
+from robustgen.style_losses import decoder_style, grad_reverse, style_drift, style_terms, wrong_labels
 from robustgen.style_measures import style_measures
 from robustgen.train import build_model, fit
 
@@ -95,11 +95,62 @@ def test_style_noise_and_dropout_worsen_a_trained_decoder(option, trained_model,
     assert extra.item() == 0
 
 
+def test_stability_term_is_the_style_change_under_one_fgsm_step(trained_model, mnist_small):
+    (x, y), _ = mnist_small
+    x, y = x[:64], y[:64]
+    model = trained_model
+    # by hand: one signed-gradient step of the cross-entropy, clipped to [0, 1]
+    xr = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(xr), y).backward()
+    x_step = (x + 0.1 * xr.grad.sign()).clamp(0, 1)
+    with torch.no_grad():
+        expected = (model.encode(x_step)[1] - model.encode(x)[1]).pow(2).sum(1).mean().item()
+    xi = x.clone().requires_grad_(True)
+    logits, style = model.encode(xi)
+    assert style_drift(model, xi, logits, style, y, 0.1).item() == pytest.approx(expected, rel=1e-4)
+    assert expected > 1e-3
+    # a larger step moves the style further; the term enters the loss with its weight
+    assert style_drift(model, xi, logits, style, y, 0.3).item() > expected
+    with torch.no_grad():
+        style_step = model.encode(x_step)[1]
+        style_clean = model.encode(x)[1]
+        variance = (style_clean - style_clean.mean(0)).pow(2).sum(1).mean().item()
+        redrawn = model.decode(torch.nn.functional.one_hot(y, 10).float(), style_step)
+        recon = (x - redrawn).flatten(1).norm(dim=1).mean().item()
+    assert style_drift(model, xi, logits, style, y, 0.1, "relative").item() == pytest.approx(expected / variance, rel=1e-4)
+    assert style_drift(model, xi, logits, style, y, 0.1, "recon", target=x).item() == pytest.approx(recon, rel=1e-4)
+    cfg = StyleConfig(stability=2.0)
+    total, _, _, extra = loss_terms(model, x, x, y, 0.05, cfg)
+    assert extra.item() == pytest.approx(2.0 * expected, rel=1e-4)
+    assert total.item() == pytest.approx(loss_terms(model, x, x, y, 0.05)[0].item() + extra.item(), rel=1e-5)
+
+
+def test_stability_term_trains_the_encoder_at_the_stepped_input_only(mnist_small):
+    (x, y), _ = mnist_small
+    torch.manual_seed(0)
+    model = build_model(tiny_config(), 10)
+    xi = x[:32].clone().requires_grad_(True)
+    logits, style = model.encode(xi)
+    style_drift(model, xi, logits, style, y[:32], 0.1).backward()
+    assert model.enc_conv1.weight.grad.abs().sum() > 0
+    for name, p in model.named_parameters():
+        if name.startswith("dec_"):
+            assert p.grad is None or p.grad.abs().sum() == 0, name
+    with pytest.raises(ValueError, match="stability"):  # it needs the input to step along
+        style_terms(model, style.detach(), y[:32], StyleConfig(stability=1.0))
+
+
 def test_bad_style_values_are_refused():
     with pytest.raises(ConfigError, match="style.dropout"):
         load_config("smoke", ["style.dropout=1.0"])
     with pytest.raises(ConfigError, match="style.consistency"):
         load_config("smoke", ["style.consistency=-1"])
+    with pytest.raises(ConfigError, match="style.stability"):
+        load_config("smoke", ["style.stability=-0.5"])
+    with pytest.raises(ConfigError, match="style.stability_eps"):
+        load_config("smoke", ["style.stability_eps=0"])
+    with pytest.raises(ConfigError, match="style.stability_measure"):
+        load_config("smoke", ["style.stability_measure=pixels"])
 
 
 def _trained(mnist_small, overrides):
@@ -112,8 +163,13 @@ def _trained(mnist_small, overrides):
 
 
 @pytest.fixture(scope="module")
-def plain(mnist_small):
-    return _trained(mnist_small, [])[2]
+def plain_run(mnist_small):
+    return _trained(mnist_small, [])
+
+
+@pytest.fixture(scope="module")
+def plain(plain_run):
+    return plain_run[2]
 
 
 def test_training_with_consistency_makes_the_decoder_draw_the_label(mnist_small, plain):
@@ -125,3 +181,17 @@ def test_training_with_consistency_makes_the_decoder_draw_the_label(mnist_small,
 def test_training_with_the_critic_removes_class_information_from_the_style(mnist_small, plain):
     _, _, adv = _trained(mnist_small, ["style.critic=1.0"])
     assert adv["probe_accuracy"] < plain["probe_accuracy"] - 0.3
+
+
+def _fgsm_style_drift(model, x, y, eps=0.1):
+    xr = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(xr), y).backward()
+    with torch.no_grad():
+        return (model.encode((x + eps * xr.grad.sign()).clamp(0, 1))[1] - model.encode(x)[1]).norm(dim=1).mean().item()
+
+
+def test_training_with_stability_keeps_the_style_still_under_a_perturbation(mnist_small, plain_run):
+    (_, _), (xv, yv) = mnist_small
+    base = plain_run[0]
+    stable, _, _ = _trained(mnist_small, ["style.stability=10.0"])
+    assert _fgsm_style_drift(stable, xv[:500], yv[:500]) < 0.5 * _fgsm_style_drift(base, xv[:500], yv[:500])
