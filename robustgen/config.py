@@ -33,6 +33,7 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])  # conv filters (paper: 32, 64)
     kernel_size: int = 5  # conv kernel (paper: 5x5, stride 2)
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # FC sizes (paper: 256, 128)
+    separate_style: bool = False  # compute the style on its own encoder branch (not the paper's shared top layer)
 
 
 @dataclass

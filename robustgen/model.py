@@ -34,6 +34,7 @@ class ModelSpec:
     hidden: tuple[int, int] = (256, 128)
     image_size: int = 28
     critic_hidden: int = -1  # training-only class critic on the style: -1 none, 0 linear, >0 MLP width
+    separate_style: bool = False  # style units on their own encoder branch instead of the shared top layer
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,7 +83,13 @@ class StyleMemoryNet(nn.Module):
         self.enc_conv2 = nn.Conv2d(c1, c2, k, stride=2, padding=pad)
         self.enc_fc1 = nn.Linear(flat, h1)
         self.enc_fc2 = nn.Linear(h1, h2)
-        self.enc_top = nn.Linear(h2, top)
+        self.enc_top = nn.Linear(h2, spec.num_classes if spec.separate_style else top)
+        if spec.separate_style:  # a second encoder of the same shape that only computes the style
+            self.sty_conv1 = nn.Conv2d(1, c1, k, stride=2, padding=pad)
+            self.sty_conv2 = nn.Conv2d(c1, c2, k, stride=2, padding=pad)
+            self.sty_fc1 = nn.Linear(flat, h1)
+            self.sty_fc2 = nn.Linear(h1, h2)
+            self.sty_top = nn.Linear(h2, spec.style_dim)
 
         self.dec_fc1 = nn.Linear(top, h2)
         self.dec_fc2 = nn.Linear(h2, h1)
@@ -108,17 +115,21 @@ class StyleMemoryNet(nn.Module):
         return self.spec.style_dim
 
     # -- encoder -------------------------------------------------------------------------------
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate (FC 128) activations, shape (N, hidden[1])."""
+    def features(self, x: torch.Tensor, branch: str = "enc") -> torch.Tensor:
+        """Penultimate (FC 128) activations, shape (N, hidden[1]), of the shared encoder (``enc``) or
+        of the separate style branch (``sty``)."""
+        conv1, conv2, fc1, fc2 = (getattr(self, f"{branch}_{n}") for n in ("conv1", "conv2", "fc1", "fc2"))
         h = (x - self.pixel_mean) / self.pixel_std
-        h = F.relu(self.enc_conv1(h))
-        h = F.relu(self.enc_conv2(h))
+        h = F.relu(conv1(h))
+        h = F.relu(conv2(h))
         h = h.flatten(1)  # (N, c2 * grid * grid)
-        h = F.relu(self.enc_fc1(h))
-        return F.relu(self.enc_fc2(h))
+        h = F.relu(fc1(h))
+        return F.relu(fc2(h))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (logits (N, C), style (N, D) in (0, 1))."""
+        if self.spec.separate_style:
+            return self.enc_top(self.features(x)), torch.sigmoid(self.sty_top(self.features(x, "sty")))
         top = self.enc_top(self.features(x))
         logits, style_pre = top.split([self.num_classes, self.style_dim], dim=1)
         return logits, torch.sigmoid(style_pre)

@@ -12,6 +12,7 @@ some are calibrated on clean data first (``fit``). Shapes: x (N, 1, S, S) in [0,
                   combines the classifier with the decoder as a class-conditional likelihood
     joint         ours: the larger of the posterior score and the reconstruction error, each in
                   units of its clean spread (catches both small and large perturbations)
+    joint-sum     ours: the same two terms summed, each counted only above its clean median
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class Posterior(Score):
     def __init__(self):
         self.sigma2: float | None = None
 
+    @torch.no_grad()
     def fit(self, model, x, batch_size=500):
         err = batched(lambda b: onehot_errors(model, b)[1], x, batch_size)
         self.sigma2 = float((err ** 2).mean())
@@ -146,6 +148,7 @@ class Joint(Posterior):
         logits, pred_err, errs = onehot_errors(model, x)
         return torch.stack([self.log_wrong(logits, errs), pred_err.clamp_min(1e-12).log()], dim=1), logits
 
+    @torch.no_grad()
     def fit(self, model, x, batch_size=500):
         super().fit(model, x, batch_size)
         terms = batched(lambda b: self._terms(model, b)[0], x, batch_size).double()
@@ -153,11 +156,16 @@ class Joint(Posterior):
         self.centre = median.tolist()
         self.spread = (terms.quantile(0.95, dim=0) - median).clamp_min(1e-6).tolist()
 
-    def evaluate(self, model, x):
+    def normalised_terms(self, model, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """((N, T) terms in units of their clean spread, logits)."""
         terms, logits = self._terms(model, x)
         centre = torch.tensor(self.centre, device=x.device, dtype=terms.dtype)
         spread = torch.tensor(self.spread, device=x.device, dtype=terms.dtype)
-        return ((terms - centre) / spread).max(dim=1).values, logits
+        return (terms - centre) / spread, logits
+
+    def evaluate(self, model, x):
+        z, logits = self.normalised_terms(model, x)
+        return z.max(dim=1).values, logits
 
     def state_dict(self):
         return {**super().state_dict(), "centre": self.centre, "spread": self.spread}
@@ -167,7 +175,27 @@ class Joint(Posterior):
         self.centre, self.spread = state["centre"], state["spread"]
 
 
-SCORES: dict[str, type[Score]] = {cls.name: cls for cls in (Recon, ReconOnehot, Margin, Confidence, Posterior, Joint)}
+class JointSum(Joint):
+    """``joint``'s two terms (posterior, log reconstruction error, each in units of its clean spread)
+    *summed* instead of maxed, counting only the part of each above its clean median:
+
+        score = max(posterior term, 0) + max(reconstruction term, 0)
+
+    Moderate evidence on both counts adds up, which catches the small perturbations that stay under
+    either threshold alone; a term below its clean median adds nothing, so a confidently wrong
+    classifier cannot offset a bad reconstruction (large perturbations are caught as by ``joint``).
+    Chosen over the max, the plain sum and sums with a classifier term on PGD examples of validation
+    images, not test images (``benchmarks/score_combinations.py``)."""
+
+    name = "joint-sum"
+
+    def evaluate(self, model, x):
+        z, logits = self.normalised_terms(model, x)
+        return z.clamp_min(0.0).sum(dim=1), logits
+
+
+SCORES: dict[str, type[Score]] = {cls.name: cls for cls in (Recon, ReconOnehot, Margin, Confidence, Posterior, Joint,
+                                                            JointSum)}
 
 
 def make_score(name: str) -> Score:

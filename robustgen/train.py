@@ -65,7 +65,8 @@ def build_model(cfg: Config, num_classes: int) -> StyleMemoryNet:
     m = cfg.model
     critic = cfg.style.critic_hidden if cfg.style.critic else -1
     return StyleMemoryNet(ModelSpec(num_classes=num_classes, style_dim=m.style_dim, channels=tuple(m.channels),
-                                    kernel_size=m.kernel_size, hidden=tuple(m.hidden), critic_hidden=critic))
+                                    kernel_size=m.kernel_size, hidden=tuple(m.hidden), critic_hidden=critic,
+                                    separate_style=m.separate_style))
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

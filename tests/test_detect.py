@@ -21,7 +21,7 @@ def fitted(trained_model, val_x):
 
 
 def test_required_scores_registered():
-    assert {"recon", "recon-onehot", "margin", "confidence", "posterior", "joint"} <= set(SCORES)
+    assert {"recon", "recon-onehot", "margin", "confidence", "posterior", "joint", "joint-sum"} <= set(SCORES)
 
 
 def test_fit_sets_threshold_at_fpr_on_the_fitting_data(fitted, val_x):
@@ -33,7 +33,7 @@ def test_fit_sets_threshold_at_fpr_on_the_fitting_data(fitted, val_x):
 def test_scores_rise_with_noise_and_have_gradients(trained_model, fitted, val_x):
     x = val_x[:64]
     noisy = (x + 0.4 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    for name in ("recon", "recon-onehot", "joint"):
+    for name in ("recon", "recon-onehot", "joint", "joint-sum"):
         det = fitted[name]
         assert det.score(noisy).mean() > det.score(x).mean(), name
     for name, det in fitted.items():
@@ -53,6 +53,26 @@ def test_posterior_reduces_to_classifier_when_decoder_is_uninformative(trained_m
     worse = flat.clone()
     worse[torch.arange(5), logits.argmax(1)] = 4.0
     assert (post.log_wrong(logits, worse) > post.log_wrong(logits, flat)).all()
+
+
+def test_joint_sum_adds_the_positive_parts_of_the_terms_joint_maxes(fitted, val_x):
+    joint, summed = fitted["joint"].scorer, fitted["joint-sum"].scorer
+    model = fitted["joint"].model
+    x = val_x[:100]
+    with torch.no_grad():
+        z, _ = summed.normalised_terms(model, x)
+        assert torch.allclose(z, joint.normalised_terms(model, x)[0])  # the same two terms, fitted alike
+        assert torch.allclose(joint(model, x), z.max(1).values)
+        s = summed(model, x)
+        assert torch.allclose(s, z.clamp_min(0).sum(1))
+    both_low = (z < 0).all(1)
+    assert both_low.any() and (s[both_low] == 0).all()  # no term can push the score below "usual"
+    assert (s >= z.max(1).values - 1e-6).all()  # never below the max of the two terms
+    # on the fitting data each term is 0 at its median and 1 at its 95th percentile
+    with torch.no_grad():
+        zf, _ = summed.normalised_terms(model, val_x)
+    assert torch.allclose(zf.median(0).values, torch.zeros(2), atol=1e-2)
+    assert torch.allclose(torch.quantile(zf, 0.95, dim=0), torch.ones(2), atol=5e-2)
 
 
 def test_numpy_and_torch_inputs_agree(fitted, val_x):

@@ -64,3 +64,26 @@ def test_configurable_sizes():
     net = StyleMemoryNet(ModelSpec(num_classes=26, style_dim=8, channels=(8, 16), hidden=(64, 32)))
     logits, style = net.encode(torch.rand(2, 1, 28, 28))
     assert logits.shape == (2, 26) and style.shape == (2, 8)
+
+
+def test_separate_style_branch_computes_the_style_apart_from_the_classifier(tmp_path):
+    torch.manual_seed(0)
+    net = StyleMemoryNet(ModelSpec(num_classes=10, separate_style=True))
+    assert net.enc_top.out_features == 10 and net.sty_top.out_features == 16
+    assert net.dec_fc1.in_features == 26  # the decoder still reads (class vector, style)
+    x = torch.rand(4, 1, 28, 28)
+    logits, style = net.encode(x)
+    with torch.no_grad():  # the classifier's weights do not touch the style, and the branch's not the logits
+        net.enc_conv1.weight.mul_(2.0)
+        assert torch.equal(net.encode(x)[1], style) and not torch.equal(net(x), logits)
+        logits = net(x)
+        net.sty_conv1.weight.mul_(2.0)
+        assert torch.equal(net(x), logits) and not torch.equal(net.encode(x)[1], style)
+    # the spec travels with checkpoints; one without the key is the shared-top network
+    assert ModelSpec.from_dict(net.spec.to_dict()).separate_style
+    assert not ModelSpec.from_dict({k: v for k, v in net.spec.to_dict().items() if k != "separate_style"}).separate_style
+    logits, style = net.encode(x)
+    loss = torch.nn.functional.cross_entropy(logits, torch.arange(4)) + recon_error(x, net.decode(logits.softmax(1), style)).mean()
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
