@@ -14,33 +14,31 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 
 import numpy as np
 import torch
+from _results import add_results, run_name  # benchmarks/_results.py (scripts run from this folder)
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
 from robustgen.metrics import auroc
-from robustgen.scores import Joint, batched
+from robustgen.scores import Joint, batched, log_mass_except
 
 TERMS = ("classifier", "posterior", "recon")
-
-
-def classifier_log_wrong(logits: torch.Tensor) -> torch.Tensor:
-    """log(1 - max softmax), computed in log space (no cancellation for confident inputs)."""
-    lp = logits.log_softmax(dim=1)
-    return lp.scatter(1, logits.argmax(dim=1, keepdim=True), float("-inf")).logsumexp(dim=1)
 
 
 def combinations(model, x_fit, x, y, eps: float = 0.1, fpr: float = 0.05) -> dict:
     joint = Joint()
     joint.fit(model, x_fit)
 
+    def columns(b):  # (classifier log(1 - max softmax), joint's two terms, predicted label), one forward pass
+        z, logits = joint.normalised_terms(model, b)
+        pred = logits.argmax(1, keepdim=True)
+        return torch.cat([log_mass_except(logits.log_softmax(1), pred)[:, None], z, pred.to(b.dtype)], dim=1)
+
     def raw(z):
         with torch.no_grad():
-            return batched(lambda b: torch.cat([classifier_log_wrong(model(b))[:, None], joint.normalised_terms(model, b)[0],
-                                                model(b).argmax(1, keepdim=True).to(b.dtype)], dim=1), z, 500)
+            return batched(columns, z, 500)
 
     fit_raw = raw(x_fit)
     median = fit_raw[:, 0].median()
@@ -90,18 +88,7 @@ def main() -> None:
         for name, r in sorted(result["results"].items(), key=lambda kv: -kv[1]["tpr_at_fpr_5"]):
             print(f"  {name:40s} TPR@5% {r['tpr_at_fpr_5']:.4f}  FPR {r['fpr_heldout']:.4f}  AUROC {r['auroc']:.4f}")
     if args.out:
-        try:
-            with open(args.out) as f:
-                results = json.load(f)
-        except FileNotFoundError:
-            results = {}
-        parts = args.checkpoint.rstrip("/").split("/")
-        run = parts[-2] if args.checkpoint.endswith(".pt") else parts[-1]
-        for eps, result in found.items():
-            results[f"{run} eps {eps:g}"] = result
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
-
+        add_results(args.out, {f"{run_name(args.checkpoint)} eps {eps:g}": result for eps, result in found.items()})
 
 if __name__ == "__main__":
     main()

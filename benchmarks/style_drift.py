@@ -21,6 +21,7 @@ import json
 
 import torch
 import torch.nn.functional as F
+from _results import add_results, run_name  # benchmarks/_results.py (scripts run from this folder)
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
@@ -73,16 +74,7 @@ def main() -> None:
     result = diagnose(model, x[:args.n], y[:args.n], args.eps)
     print(json.dumps(result, indent=2))
     if args.out:
-        try:
-            with open(args.out) as f:
-                results = json.load(f)
-        except FileNotFoundError:
-            results = {}
-        key = f"{args.checkpoint.rstrip('/').split('/')[-2 if args.checkpoint.endswith('.pt') else -1]} eps {args.eps:g}"
-        results[key] = result
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
-
+        add_results(args.out, {f"{run_name(args.checkpoint)} eps {args.eps:g}": result})
 
 if __name__ == "__main__":
     main()

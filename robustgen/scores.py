@@ -87,6 +87,13 @@ def batched(fn, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
+def log_mass_except(log_weights: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """log of the share of (unnormalised) probability mass off column ``index`` (N, 1), per row of
+    ``log_weights`` (N, C), in log space: with log-softmax rows, log(1 - p_index) without cancellation."""
+    others = log_weights.scatter(1, index, float("-inf"))
+    return others.logsumexp(dim=1) - log_weights.logsumexp(dim=1)
+
+
 class Posterior(Score):
     """Treat the decoder as a class-conditional likelihood, p(x | c) ~ exp(-err_c^2 / (2 T sigma^2))
     with err_c the L2 error of x decoded under label c, and combine it with the classifier:
@@ -115,9 +122,7 @@ class Posterior(Score):
     def log_wrong(self, logits: torch.Tensor, errs: torch.Tensor) -> torch.Tensor:
         """log q(c != argmax logits | x), computed stably in log space. Shapes (N, C) -> (N,)."""
         lp = logits.log_softmax(dim=1) - errs ** 2 / (2.0 * self.temperature * self.sigma2)
-        pred = logits.argmax(dim=1, keepdim=True)
-        others = lp.scatter(1, pred, float("-inf"))
-        return others.logsumexp(dim=1) - lp.logsumexp(dim=1)
+        return log_mass_except(lp, logits.argmax(dim=1, keepdim=True))
 
     def evaluate(self, model, x):
         logits, _, errs = onehot_errors(model, x)
