@@ -30,7 +30,7 @@ from robustgen.metrics import auroc
 from robustgen.style_measures import style_measures
 from robustgen.train import build_model, evaluate, fit
 
-SCORES = ("recon", "margin", "confidence", "posterior", "joint")
+SCORES = ("recon", "recon-onehot", "margin", "confidence", "posterior", "joint")
 
 
 def detection(model, x_fit, x, y, eps: float = 0.1) -> dict:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .config import AdversaryConfig, StyleConfig
 from .model import StyleMemoryNet, recon_error
-from .style_losses import decoder_style, style_terms
+from .style_losses import decoder_style, style_terms, train_class_vector
 
 
 def eps_schedule(cfg: AdversaryConfig, steps_per_epoch: int):
@@ -92,13 +92,15 @@ def adversarial_loss(model: StyleMemoryNet, attack: InnerAttack, x_in: torch.Ten
     if style_cfg is not None and style_cfg.stability:
         x_in = x_in.detach().requires_grad_(True)  # the stability term steps along the input gradient
     logits, style = model.encode(x_in)
-    rec_clean = recon_error(target, model.decode(logits.softmax(dim=1), decoder_style(style, style_cfg, generator))).mean()
+    rec_clean = recon_error(target, model.decode(train_class_vector(model, logits, y, style_cfg),
+                                                 decoder_style(style, style_cfg, generator))).mean()
     extra = style_terms(model, style, y, style_cfg, generator, x_in=x_in, logits=logits, target=target)
     trades = cfg.method == "trades"
     x_adv = attack.perturb(model, target, y, generator, clean_logits=logits if trades else None)
     logits_adv, style_adv = model.encode(x_adv)
     rebuild = target if cfg.recon_target == "clean" else x_adv
-    rec_adv = recon_error(rebuild, model.decode(logits_adv.softmax(dim=1), decoder_style(style_adv, style_cfg, generator))).mean()
+    rec_adv = recon_error(rebuild, model.decode(train_class_vector(model, logits_adv, y, style_cfg),
+                                                decoder_style(style_adv, style_cfg, generator))).mean()
     if trades:
         kl = F.kl_div(logits_adv.log_softmax(dim=1), logits.softmax(dim=1), reduction="batchmean")
         ce = F.cross_entropy(logits, y) + cfg.beta * kl

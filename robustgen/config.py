@@ -69,7 +69,7 @@ class AdversaryConfig:
     recon_target: str = "clean"  # what the decoder rebuilds from an attacked input: clean | attacked
 
 
-STABILITY_MEASURES = ("style", "relative", "recon")
+STABILITY_MEASURES = ("style", "relative", "recon", "contrast")
 
 
 @dataclass
@@ -85,10 +85,13 @@ class StyleConfig:
     stability_eps: float = 0.1  # L-inf size of that perturbation in [0, 1] pixel units
     stability_measure: str = "style"  # style: squared style change | relative: the same over the batch's style
     #                                   variance | recon: error of the true label decoded with the perturbed style
+    teacher_label: bool = False  # train the reconstruction from onehot(true label) instead of the predicted softmax
+    sharpen: float = 0.0  # weight of the reconstruction error from a mix lam*onehot(y) + (1-lam)*onehot(c), lam in [0.5, 1)
 
     @property
     def active(self) -> bool:
-        return bool(self.consistency or self.critic or self.noise or self.dropout or self.stability)
+        return bool(self.consistency or self.critic or self.noise or self.dropout or self.stability
+                    or self.teacher_label or self.sharpen)
 
 
 @dataclass
@@ -248,6 +251,7 @@ def validate(cfg: Config) -> None:
         (cfg.style.noise >= 0, "style.noise must be non-negative"),
         (0 <= cfg.style.dropout < 1, "style.dropout must lie in [0, 1)"),
         (cfg.style.stability >= 0, "style.stability must be non-negative"),
+        (cfg.style.sharpen >= 0, "style.sharpen must be non-negative"),
         (0 < cfg.style.stability_eps <= 1, "style.stability_eps must lie in (0, 1]"),
         (cfg.style.stability_measure in STABILITY_MEASURES,
          f"style.stability_measure must be one of {', '.join(STABILITY_MEASURES)}"),

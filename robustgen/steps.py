@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .adversary import InnerAttack, adversarial_loss
 from .config import StyleConfig
 from .model import StyleMemoryNet, recon_error
-from .style_losses import decoder_style, style_terms
+from .style_losses import decoder_style, style_terms, train_class_vector
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -51,7 +51,7 @@ def loss_terms(model: StyleMemoryNet, x_in: torch.Tensor, target: torch.Tensor, 
     if style_cfg is not None and style_cfg.stability:
         x_in = x_in.detach().requires_grad_(True)  # the stability term steps along the input gradient
     logits, style = model.encode(x_in)
-    x_hat = model.decode(logits.softmax(dim=1), decoder_style(style, style_cfg, generator))
+    x_hat = model.decode(train_class_vector(model, logits, y, style_cfg), decoder_style(style, style_cfg, generator))
     ce = F.cross_entropy(logits, y)
     rec = recon_error(target, x_hat).mean()
     extra = style_terms(model, style, y, style_cfg, generator, x_in=x_in, logits=logits, target=target)

@@ -15,13 +15,21 @@ it was drawn (``[style]`` config section; all off by default).
   in the input's own style, far from the input. ``stability_measure``: ``style`` the squared change
   of the style; ``relative`` the same over the batch's style variance (a style cannot win by
   shrinking); ``recon`` the L2 error of the *true* label decoded with the perturbed style against the
-  clean image (only the change the decoder sees counts).
+  clean image (only the change the decoder sees counts); ``contrast`` a hinge that asks the
+  runner-up class, decoded with the stepped input's style, to be at least twice as far from the
+  stepped input as the true label's decoding (it trains the decoder too).
+- ``teacher_label``: decode the one-hot true label in training instead of the predicted softmax.
+- ``sharpen``: reconstruct the image from a mix lam * onehot(y) + (1 - lam) * onehot(c) of its label
+  and a random wrong label c, lam ~ U[0.5, 1): the decoder should draw the class a mixed class
+  vector ranks first (as an attacked input's softmax does), not a blend.
 
 Everything is tensor code with no host sync, so it runs inside the CUDA-graph step too. With a
 ``generator`` (the CPU path) the random labels, noise and masks are reproducible.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +66,17 @@ def decoder_style(style: torch.Tensor, cfg: StyleConfig | None, generator: torch
     return style
 
 
+CONTRAST_RATIO = 2.0  # the ``contrast`` measure asks the runner-up's drawing to be this many times further off
+
+
+def train_class_vector(model, logits: torch.Tensor, y: torch.Tensor, cfg: StyleConfig | None) -> torch.Tensor:
+    """The class vector the decoder is trained with: the predicted softmax (the paper), or with
+    ``teacher_label`` the one-hot true label."""
+    if cfg is not None and cfg.teacher_label:
+        return F.one_hot(y, model.num_classes).to(logits.dtype)
+    return logits.softmax(dim=1)
+
+
 def wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A uniformly random label different from each y."""
     shift = torch.randint(1, num_classes, y.shape, device=y.device, generator=generator)
@@ -68,12 +87,21 @@ def style_drift(model: StyleMemoryNet, x_in: torch.Tensor, logits: torch.Tensor,
                 y: torch.Tensor, eps: float, measure: str = "style", target: torch.Tensor | None = None) -> torch.Tensor:
     """What one FGSM step x' = clip(x + eps * sign(grad_x CE)) does to the style, as a batch mean:
     ``style`` ||style(x') - style(x)||^2; ``relative`` that over the batch's style variance;
-    ``recon`` ||target - decode(onehot(y), style(x'))|| (``target``: the clean image, default x).
+    ``recon`` ||target - decode(onehot(y), style(x'))|| (``target``: the clean image, default x);
+    ``contrast`` relu(log 2 + log e_y - log e_r) with e_c = ||x' - decode(onehot(c), style(x'))|| and r
+    the class x' ranks highest after y (the label the step pushes toward): the runner-up drawn in the
+    stepped input's style must be at least twice as far from it as the true label's drawing.
     ``x_in`` must require grad and ``logits``/``style`` come from ``model.encode(x_in)``. The step
     direction and the clean style are constants: the term trains the network at x' only."""
     grad, = torch.autograd.grad(F.cross_entropy(logits, y), x_in, retain_graph=True)
     x_step = (x_in + eps * grad.sign()).clamp(0.0, 1.0).detach()
-    _, style_step = model.encode(x_step)
+    logits_step, style_step = model.encode(x_step)
+    if measure == "contrast":
+        onehot = lambda c: F.one_hot(c, model.num_classes).to(style.dtype)  # noqa: E731
+        runner_up = logits_step.detach().scatter(1, y[:, None], float("-inf")).argmax(dim=1)
+        err_true = recon_error(x_step, model.decode(onehot(y), style_step))
+        err_wrong = recon_error(x_step, model.decode(onehot(runner_up), style_step))
+        return F.relu(math.log(CONTRAST_RATIO) + err_true.clamp_min(1e-6).log() - err_wrong.clamp_min(1e-6).log()).mean()
     if measure == "recon":
         target = x_in.detach() if target is None else target
         return recon_error(target, model.decode(F.one_hot(y, model.num_classes).to(style.dtype), style_step)).mean()
@@ -97,6 +125,14 @@ def style_terms(model: StyleMemoryNet, style: torch.Tensor, y: torch.Tensor, cfg
             raise ValueError("style.stability needs the input (requiring grad) and its logits")
         total = total + cfg.stability * style_drift(model, x_in, logits, style, y, cfg.stability_eps,
                                                      cfg.stability_measure, target)
+    if cfg.sharpen:
+        ref = target if target is not None else x_in
+        if ref is None:
+            raise ValueError("style.sharpen needs the image the style came from")
+        c = wrong_labels(y, model.num_classes, generator)
+        lam = 0.5 + 0.5 * torch.rand(y.shape + (1,), device=y.device, dtype=style.dtype, generator=generator)
+        mix = lam * F.one_hot(y, model.num_classes).to(style.dtype) + (1 - lam) * F.one_hot(c, model.num_classes).to(style.dtype)
+        total = total + cfg.sharpen * recon_error(ref.detach(), model.decode(mix, style)).mean()
     if cfg.consistency:
         c = wrong_labels(y, model.num_classes, generator)
         drawn = model.decode(F.one_hot(c, model.num_classes).to(style.dtype), style)

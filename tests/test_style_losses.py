@@ -6,6 +6,7 @@ import torch
 from conftest import tiny_config
 
 from robustgen.config import ConfigError, StyleConfig, load_config
+from robustgen.model import recon_error
 from robustgen.steps import loss_terms
 from robustgen.style_losses import decoder_style, grad_reverse, style_drift, style_terms, wrong_labels
 from robustgen.style_measures import style_measures
@@ -125,6 +126,65 @@ def test_stability_term_is_the_style_change_under_one_fgsm_step(trained_model, m
     assert total.item() == pytest.approx(loss_terms(model, x, x, y, 0.05)[0].item() + extra.item(), rel=1e-5)
 
 
+def test_contrast_measure_is_a_hinge_on_the_runner_up_drawing_of_the_stepped_input(trained_model, mnist_small):
+    (x, y), _ = mnist_small
+    x, y = x[:64], y[:64]
+    model = trained_model
+    xr = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(xr), y).backward()
+    x_step = (x + 0.1 * xr.grad.sign()).clamp(0, 1)
+    with torch.no_grad():
+        logits, style = model.encode(x_step)
+        runner_up = logits.clone()
+        runner_up[torch.arange(64), y] = -float("inf")
+        runner_up = runner_up.argmax(1)
+        assert (runner_up != y).all()
+        onehot = lambda c: torch.nn.functional.one_hot(c, 10).float()  # noqa: E731
+        e_true = recon_error(x_step, model.decode(onehot(y), style))
+        e_wrong = recon_error(x_step, model.decode(onehot(runner_up), style))
+        expected = torch.relu(torch.log(2 * e_true / e_wrong)).mean().item()
+    xi = x.clone().requires_grad_(True)
+    logits, style = model.encode(xi)
+    got = style_drift(model, xi, logits, style, y, 0.1, "contrast")
+    assert got.item() == pytest.approx(expected, rel=1e-4)
+    assert 0 < expected < 0.69  # some drawings are closer than twice the true one's error, not all
+    got.backward()  # unlike the other measures it trains the decoder as well
+    assert model.dec_deconv2.weight.grad.abs().sum() > 0
+    model.zero_grad(set_to_none=True)
+
+
+def test_teacher_label_decodes_the_true_label_in_training(trained_model, mnist_small):
+    (x, y), _ = mnist_small
+    x, y = x[:64], y[:64]
+    model = trained_model
+    _, _, rec, extra = loss_terms(model, x, x, y, 0.5, StyleConfig(teacher_label=True))
+    with torch.no_grad():
+        logits, style = model.encode(x)
+        by_hand = recon_error(x, model.decode(torch.nn.functional.one_hot(y, 10).float(), style)).mean()
+        softmax = recon_error(x, model.decode(logits.softmax(1), style)).mean()
+    assert rec.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert extra.item() == 0.0
+    assert loss_terms(model, x, x, y, 0.5)[2].item() == pytest.approx(softmax.item(), rel=1e-5)
+
+
+def test_sharpen_rebuilds_the_image_from_a_mixed_class_vector_ranked_by_its_label(trained_model, mnist_small):
+    (x, y), _ = mnist_small
+    x, y = x[:64], y[:64]
+    model = trained_model
+    with torch.no_grad():
+        style = model.encode(x)[1]
+        got = style_terms(model, style, y, StyleConfig(sharpen=2.0), torch.Generator().manual_seed(3), target=x)
+        g = torch.Generator().manual_seed(3)  # the same draws, by hand
+        c = wrong_labels(y, 10, g)
+        lam = 0.5 + 0.5 * torch.rand((64, 1), generator=g)
+        mix = lam * torch.nn.functional.one_hot(y, 10) + (1 - lam) * torch.nn.functional.one_hot(c, 10)
+        assert (mix.argmax(1) == y).all() and (mix.max(1).values < 1).all()
+        expected = 2.0 * recon_error(x, model.decode(mix, style)).mean()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="sharpen"):
+        style_terms(model, style, y, StyleConfig(sharpen=1.0))
+
+
 def test_stability_term_trains_the_encoder_at_the_stepped_input_only(mnist_small):
     (x, y), _ = mnist_small
     torch.manual_seed(0)
@@ -151,6 +211,8 @@ def test_bad_style_values_are_refused():
         load_config("smoke", ["style.stability_eps=0"])
     with pytest.raises(ConfigError, match="style.stability_measure"):
         load_config("smoke", ["style.stability_measure=pixels"])
+    with pytest.raises(ConfigError, match="style.sharpen"):
+        load_config("smoke", ["style.sharpen=-1"])
 
 
 def _trained(mnist_small, overrides):
