@@ -69,11 +69,16 @@ def decoder_style(style: torch.Tensor, cfg: StyleConfig | None, generator: torch
 CONTRAST_RATIO = 2.0  # the ``contrast`` measure asks the runner-up's drawing to be this many times further off
 
 
+def onehot(model: StyleMemoryNet, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """One-hot class vectors (N, C) for ``labels`` in the dtype of ``like``."""
+    return F.one_hot(labels, model.num_classes).to(like.dtype)
+
+
 def train_class_vector(model, logits: torch.Tensor, y: torch.Tensor, cfg: StyleConfig | None) -> torch.Tensor:
     """The class vector the decoder is trained with: the predicted softmax (the paper), or with
     ``teacher_label`` the one-hot true label."""
     if cfg is not None and cfg.teacher_label:
-        return F.one_hot(y, model.num_classes).to(logits.dtype)
+        return onehot(model, y, logits)
     return logits.softmax(dim=1)
 
 
@@ -97,14 +102,13 @@ def style_drift(model: StyleMemoryNet, x_in: torch.Tensor, logits: torch.Tensor,
     x_step = (x_in + eps * grad.sign()).clamp(0.0, 1.0).detach()
     logits_step, style_step = model.encode(x_step)
     if measure == "contrast":
-        onehot = lambda c: F.one_hot(c, model.num_classes).to(style.dtype)  # noqa: E731
         runner_up = logits_step.detach().scatter(1, y[:, None], float("-inf")).argmax(dim=1)
-        err_true = recon_error(x_step, model.decode(onehot(y), style_step))
-        err_wrong = recon_error(x_step, model.decode(onehot(runner_up), style_step))
+        err_true = recon_error(x_step, model.decode(onehot(model, y, style), style_step))
+        err_wrong = recon_error(x_step, model.decode(onehot(model, runner_up, style), style_step))
         return F.relu(math.log(CONTRAST_RATIO) + err_true.clamp_min(1e-6).log() - err_wrong.clamp_min(1e-6).log()).mean()
     if measure == "recon":
         target = x_in.detach() if target is None else target
-        return recon_error(target, model.decode(F.one_hot(y, model.num_classes).to(style.dtype), style_step)).mean()
+        return recon_error(target, model.decode(onehot(model, y, style), style_step)).mean()
     drift = (style_step - style.detach()).pow(2).sum(dim=1).mean()
     if measure == "relative":
         drift = drift / (style - style.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-8)
@@ -131,11 +135,11 @@ def style_terms(model: StyleMemoryNet, style: torch.Tensor, y: torch.Tensor, cfg
             raise ValueError("style.sharpen needs the image the style came from")
         c = wrong_labels(y, model.num_classes, generator)
         lam = 0.5 + 0.5 * torch.rand(y.shape + (1,), device=y.device, dtype=style.dtype, generator=generator)
-        mix = lam * F.one_hot(y, model.num_classes).to(style.dtype) + (1 - lam) * F.one_hot(c, model.num_classes).to(style.dtype)
+        mix = lam * onehot(model, y, style) + (1 - lam) * onehot(model, c, style)
         total = total + cfg.sharpen * recon_error(ref.detach(), model.decode(mix, style)).mean()
     if cfg.consistency:
         c = wrong_labels(y, model.num_classes, generator)
-        drawn = model.decode(F.one_hot(c, model.num_classes).to(style.dtype), style)
+        drawn = model.decode(onehot(model, c, style), style)
         frozen = {name: p.detach() for name, p in model.named_parameters()}
         logits = functional_call(model, frozen, (drawn,))
         total = total + cfg.consistency * F.cross_entropy(logits, c)

@@ -96,14 +96,18 @@ def test_style_noise_and_dropout_worsen_a_trained_decoder(option, trained_model,
     assert extra.item() == 0
 
 
+def _fgsm_by_hand(model, x, y, eps=0.1):
+    """One signed-gradient step of the cross-entropy, clipped to [0, 1]."""
+    xr = x.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(model(xr), y), xr)
+    return (x + eps * grad.sign()).clamp(0, 1)
+
+
 def test_stability_term_is_the_style_change_under_one_fgsm_step(trained_model, mnist_small):
     (x, y), _ = mnist_small
     x, y = x[:64], y[:64]
     model = trained_model
-    # by hand: one signed-gradient step of the cross-entropy, clipped to [0, 1]
-    xr = x.clone().requires_grad_(True)
-    torch.nn.functional.cross_entropy(model(xr), y).backward()
-    x_step = (x + 0.1 * xr.grad.sign()).clamp(0, 1)
+    x_step = _fgsm_by_hand(model, x, y)
     with torch.no_grad():
         expected = (model.encode(x_step)[1] - model.encode(x)[1]).pow(2).sum(1).mean().item()
     xi = x.clone().requires_grad_(True)
@@ -130,9 +134,7 @@ def test_contrast_measure_is_a_hinge_on_the_runner_up_drawing_of_the_stepped_inp
     (x, y), _ = mnist_small
     x, y = x[:64], y[:64]
     model = trained_model
-    xr = x.clone().requires_grad_(True)
-    torch.nn.functional.cross_entropy(model(xr), y).backward()
-    x_step = (x + 0.1 * xr.grad.sign()).clamp(0, 1)
+    x_step = _fgsm_by_hand(model, x, y)
     with torch.no_grad():
         logits, style = model.encode(x_step)
         runner_up = logits.clone()
@@ -148,6 +150,7 @@ def test_contrast_measure_is_a_hinge_on_the_runner_up_drawing_of_the_stepped_inp
     got = style_drift(model, xi, logits, style, y, 0.1, "contrast")
     assert got.item() == pytest.approx(expected, rel=1e-4)
     assert 0 < expected < 0.69  # some drawings are closer than twice the true one's error, not all
+    model.zero_grad(set_to_none=True)
     got.backward()  # unlike the other measures it trains the decoder as well
     assert model.dec_deconv2.weight.grad.abs().sum() > 0
     model.zero_grad(set_to_none=True)
