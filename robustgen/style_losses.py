@@ -74,7 +74,7 @@ def onehot(model: StyleMemoryNet, labels: torch.Tensor, like: torch.Tensor) -> t
     return F.one_hot(labels, model.num_classes).to(like.dtype)
 
 
-def train_class_vector(model, logits: torch.Tensor, y: torch.Tensor, cfg: StyleConfig | None) -> torch.Tensor:
+def train_class_vector(model: StyleMemoryNet, logits: torch.Tensor, y: torch.Tensor, cfg: StyleConfig | None) -> torch.Tensor:
     """The class vector the decoder is trained with: the predicted softmax (the paper), or with
     ``teacher_label`` the one-hot true label."""
     if cfg is not None and cfg.teacher_label:

@@ -237,8 +237,13 @@ def plain(plain_run):
     return plain_run[2]
 
 
-def test_training_with_consistency_makes_the_decoder_draw_the_label(mnist_small, plain):
-    _, history, cc = _trained(mnist_small, ["style.consistency=1.0"])
+@pytest.fixture(scope="module")
+def consistency_run(mnist_small):
+    return _trained(mnist_small, ["style.consistency=1.0"])
+
+
+def test_training_with_consistency_makes_the_decoder_draw_the_label(consistency_run, plain):
+    _, history, cc = consistency_run
     assert "style_loss" in history[-1] and history[-1]["style_loss"] > 0
     assert cc["drawn_as_label"] > plain["drawn_as_label"] + 0.3
 
@@ -249,10 +254,9 @@ def test_training_with_the_critic_removes_class_information_from_the_style(mnist
 
 
 def _fgsm_style_drift(model, x, y, eps=0.1):
-    xr = x.clone().requires_grad_(True)
-    torch.nn.functional.cross_entropy(model(xr), y).backward()
+    x_step = _fgsm_by_hand(model, x, y, eps)
     with torch.no_grad():
-        return (model.encode((x + eps * xr.grad.sign()).clamp(0, 1))[1] - model.encode(x)[1]).norm(dim=1).mean().item()
+        return (model.encode(x_step)[1] - model.encode(x)[1]).norm(dim=1).mean().item()
 
 
 def test_training_with_stability_keeps_the_style_still_under_a_perturbation(mnist_small, plain_run):
@@ -260,3 +264,38 @@ def test_training_with_stability_keeps_the_style_still_under_a_perturbation(mnis
     base = plain_run[0]
     stable, _, _ = _trained(mnist_small, ["style.stability=10.0"])
     assert _fgsm_style_drift(stable, xv[:500], yv[:500]) < 0.5 * _fgsm_style_drift(base, xv[:500], yv[:500])
+
+
+def _runner_up_ratio(model, x, y):
+    """Median over images of (error of the runner-up class drawn in the FGSM-stepped input's style) /
+    (error of the true label drawn in it), both against the stepped input."""
+    x_step = _fgsm_by_hand(model, x, y)
+    with torch.no_grad():
+        logits, style = model.encode(x_step)
+        logits[torch.arange(len(y)), y] = -float("inf")
+        eye = torch.eye(10)
+        ratio = recon_error(x_step, model.decode(eye[logits.argmax(1)], style)) / recon_error(x_step, model.decode(eye[y], style))
+    return ratio.median().item()
+
+
+def test_training_with_contrast_pushes_the_runner_up_drawing_away(mnist_small, plain_run):
+    (_, _), (xv, yv) = mnist_small
+    contrast, _, _ = _trained(mnist_small, ["style.stability=2.0", "style.stability_measure=contrast"])
+    assert _runner_up_ratio(contrast, xv[:500], yv[:500]) > 1.1 * _runner_up_ratio(plain_run[0], xv[:500], yv[:500])
+
+
+def test_training_with_sharpen_draws_the_first_ranked_class_of_a_mixed_vector(mnist_small, consistency_run):
+    (_, _), (xv, yv) = mnist_small
+    sharp, _, _ = _trained(mnist_small, ["style.consistency=1.0", "style.sharpen=1.0"])
+
+    def blend_penalty(model):  # error under 0.6 true label + 0.4 next class, less the error under the true label
+        with torch.no_grad():
+            style = model.encode(xv[:500])[1]
+            eye = torch.eye(10)
+            mix = 0.6 * eye[yv[:500]] + 0.4 * eye[(yv[:500] + 1) % 10]
+            blended = recon_error(xv[:500], model.decode(mix, style))
+            return (blended - recon_error(xv[:500], model.decode(eye[yv[:500]], style))).mean().item()
+
+    # a decoder that draws the label it is told (consistency) blends a mixed vector; sharpen stops that
+    assert blend_penalty(consistency_run[0]) > 0.2
+    assert blend_penalty(sharp) < 0.5 * blend_penalty(consistency_run[0])
