@@ -60,7 +60,9 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(cfg, 10)
         xt, yt = robustgen.load_dataset("mnist", "train", limit=args.limit)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+        wd = cfg.train.weight_decay  # plain Adam as the committed trials used; AdamW when a trial sets decay
+        opt = (torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=wd) if wd
+               else torch.optim.Adam(model.parameters(), lr=cfg.train.lr))
         start = time.perf_counter()
         fit(model, opt, cfg, (xt, yt), (x_fit[:1000], y_val[args.n:args.n + 1000]))
         model.eval()

@@ -88,7 +88,9 @@ def main() -> None:
         cfg = load_config(args.config, overrides)
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg, 10)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+        wd = cfg.train.weight_decay  # plain Adam as the committed trials used; AdamW when a trial sets decay
+        opt = (torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=wd) if wd
+               else torch.optim.Adam(model.parameters(), lr=cfg.train.lr))
         start = time.perf_counter()
         fit(model, opt, cfg, (xt, yt), (x_val[:1000], y_val[:1000]))
         model.eval()

@@ -90,6 +90,9 @@ class StyleMemoryNet(nn.Module):
             self.sty_fc1 = nn.Linear(flat, h1)
             self.sty_fc2 = nn.Linear(h1, h2)
             self.sty_top = nn.Linear(h2, spec.style_dim)
+            # Batch-normalised style logits: without it Adam drives this branch, which only the
+            # decoder's small gradient trains, into a saturated constant style within ~20 steps.
+            self.sty_norm = nn.BatchNorm1d(spec.style_dim)
 
         self.dec_fc1 = nn.Linear(top, h2)
         self.dec_fc2 = nn.Linear(h2, h1)
@@ -129,13 +132,15 @@ class StyleMemoryNet(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (logits (N, C), style (N, D) in (0, 1))."""
         if self.spec.separate_style:
-            return self.enc_top(self.features(x)), torch.sigmoid(self.sty_top(self.features(x, "sty")))
+            return self.enc_top(self.features(x)), torch.sigmoid(self.sty_norm(self.sty_top(self.features(x, "sty"))))
         top = self.enc_top(self.features(x))
         logits, style_pre = top.split([self.num_classes, self.style_dim], dim=1)
         return logits, torch.sigmoid(style_pre)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits (N, C): the plain-classifier view used by attacks."""
+        if self.spec.separate_style:  # the style branch plays no part in the classification
+            return self.enc_top(self.features(x))
         return self.encode(x)[0]
 
     # -- decoder -------------------------------------------------------------------------------
