@@ -1,4 +1,5 @@
-"""What the diagnostic benchmarks share: naming a run and adding results to a JSON file."""
+"""What the diagnostic benchmarks share: naming a run, adding results to a JSON file, and the
+optimizer of a training trial."""
 
 from __future__ import annotations
 
@@ -22,3 +23,14 @@ def add_results(path: str, entries: dict) -> None:
     results.update(entries)
     with open(path, "w") as f:
         json.dump(results, f, indent=2)
+
+
+def trial_optimizer(model, cfg):
+    """Plain Adam at ``cfg.train.lr``, as the committed trials used (not the fused kernel of
+    ``robustgen.steps.make_optimizer``, so they reproduce); AdamW when the trial sets train.weight_decay."""
+    import torch
+
+    wd = cfg.train.weight_decay
+    if wd:
+        return torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=wd)
+    return torch.optim.Adam(model.parameters(), lr=cfg.train.lr)

@@ -17,6 +17,7 @@ import json
 import time
 
 import torch
+from _results import trial_optimizer  # benchmarks/_results.py (scripts run from this folder)
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
@@ -60,9 +61,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(cfg, 10)
         xt, yt = robustgen.load_dataset("mnist", "train", limit=args.limit)
-        wd = cfg.train.weight_decay  # plain Adam as the committed trials used; AdamW when a trial sets decay
-        opt = (torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=wd) if wd
-               else torch.optim.Adam(model.parameters(), lr=cfg.train.lr))
+        opt = trial_optimizer(model, cfg)
         start = time.perf_counter()
         fit(model, opt, cfg, (xt, yt), (x_fit[:1000], y_val[args.n:args.n + 1000]))
         model.eval()

@@ -20,6 +20,7 @@ import json
 import time
 
 import torch
+from _results import trial_optimizer  # benchmarks/_results.py (scripts run from this folder)
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
@@ -88,9 +89,7 @@ def main() -> None:
         cfg = load_config(args.config, overrides)
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg, 10)
-        wd = cfg.train.weight_decay  # plain Adam as the committed trials used; AdamW when a trial sets decay
-        opt = (torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=wd) if wd
-               else torch.optim.Adam(model.parameters(), lr=cfg.train.lr))
+        opt = trial_optimizer(model, cfg)
         start = time.perf_counter()
         fit(model, opt, cfg, (xt, yt), (x_val[:1000], y_val[:1000]))
         model.eval()
