@@ -21,9 +21,10 @@ from _results import trial_optimizer  # benchmarks/_results.py (scripts run from
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
-from robustgen.config import load_config
-from robustgen.metrics import auroc
-from robustgen.train import build_model, evaluate, fit
+from robustgen.evaluation.metrics import auroc
+from robustgen.inference import evaluate
+from robustgen.training.config import load_config
+from robustgen.training.train import build_model, fit
 
 
 def measure(model, x_fit, x, y, eps_list=(0.1, 0.3)) -> dict:

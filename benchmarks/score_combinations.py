@@ -21,8 +21,8 @@ from _results import add_results, run_name  # benchmarks/_results.py (scripts ru
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
-from robustgen.metrics import auroc
-from robustgen.scores import Joint, batched, log_mass_except
+from robustgen.detectors.scores import Joint, batched, log_mass_except
+from robustgen.evaluation.metrics import auroc
 
 TERMS = ("classifier", "posterior", "recon")
 

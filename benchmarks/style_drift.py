@@ -25,7 +25,7 @@ from _results import add_results, run_name  # benchmarks/_results.py (scripts ru
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
-from robustgen.metrics import auroc
+from robustgen.evaluation.metrics import auroc
 
 
 def diagnose(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 40, step_size: float = 0.01) -> dict:

@@ -24,12 +24,12 @@ from _results import trial_optimizer  # benchmarks/_results.py (scripts run from
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
-from robustgen.config import load_config
-from robustgen.experiments import neighbours
-from robustgen.inference import encode_dataset
-from robustgen.metrics import auroc
-from robustgen.style_measures import style_measures
-from robustgen.train import build_model, evaluate, fit
+from robustgen.evaluation.experiments import neighbours
+from robustgen.evaluation.metrics import auroc
+from robustgen.evaluation.style_measures import style_measures
+from robustgen.inference import encode_dataset, evaluate
+from robustgen.training.config import load_config
+from robustgen.training.train import build_model, fit
 
 SCORES = ("recon", "recon-onehot", "margin", "confidence", "posterior", "joint")
 

@@ -59,7 +59,7 @@ def reference_epoch(model, x, y, batch_size: int, device: torch.device) -> float
 
 
 def robustgen_epoch(cfg, model, x, y, val, device: torch.device) -> float:
-    from robustgen.steps import make_optimizer
+    from robustgen.training.steps import make_optimizer
 
     opt = make_optimizer(model, LR, 0.0, device, graph=(device.type == "cuda" and cfg.train.cuda_graph))
     times = []

@@ -115,32 +115,24 @@ def load_checkpoint(path_or_run: str | os.PathLike) -> dict:
 
 
 def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> StyleMemoryNet:
-    model = StyleMemoryNet(ModelSpec.from_dict(ckpt["model_spec"]))
+    """Rebuild the model a checkpoint-like dict (``model_spec``, ``model_state``) describes."""
+    where = ckpt.get("path", "checkpoint")
+    for key in ("model_spec", "model_state"):
+        if not isinstance(ckpt.get(key), dict):
+            raise CheckpointError(f"{where}: no {key} in the file; it is damaged or not a robustgen checkpoint")
     try:
-        model.load_state_dict(ckpt["model_state"])
+        model = StyleMemoryNet(ModelSpec.from_dict(ckpt["model_spec"]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: the stored model spec is not valid ({e})") from None
+    state = dict(ckpt["model_state"])
+    for name in ("pixel_mean", "pixel_std"):  # written as scalars before images could have several channels
+        buf = getattr(model, name)
+        if name in state and state[name].numel() == buf.numel():
+            state[name] = state[name].reshape(buf.shape)
+    try:
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{ckpt.get('path', 'checkpoint')}: weights do not match the stored model spec ({e})") from None
     model.meta = {"dataset": ckpt.get("dataset"), "config": ckpt.get("config"), "epoch": ckpt.get("epoch"),
                   "path": ckpt.get("path")}
     return model.to(device).eval()
-
-
-def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleMemoryNet:
-    """Rebuild a trained :class:`StyleMemoryNet` (eval mode) from a shipped model's name
-    (``"fast-mnist"``, ``"robust-mnist"``; see ``robustgen.pretrained``), a run folder or a
-    checkpoint file. An existing path wins over a shipped name.
-
-    ``model.meta`` holds the dataset record (name, class names), the training config and epoch.
-    """
-    from .pretrained import list_pretrained, load_pretrained
-
-    p = Path(name_or_path).expanduser()
-    if not p.exists():
-        name = str(name_or_path)
-        if name.startswith("pretrained:"):
-            name = name[len("pretrained:"):]
-        if name in list_pretrained():
-            return load_pretrained(name, device)
-        raise CheckpointError(f"{name_or_path} is neither a shipped model ({', '.join(list_pretrained()) or 'none'}) "
-                              "nor a run folder or checkpoint file")
-    return model_from_checkpoint(load_checkpoint(p), device)

@@ -15,7 +15,7 @@ from .model import StyleMemoryNet, recon_error
 class Encoded:
     """Everything the experiments need about a dataset, computed once: (N, ...) tensors on the CPU."""
 
-    x: torch.Tensor  # (N, 1, S, S)
+    x: torch.Tensor  # (N, C, H, W)
     y: torch.Tensor  # (N,)
     probs: torch.Tensor  # (N, C) softmax
     style: torch.Tensor  # (N, D)
@@ -47,3 +47,15 @@ def encode_dataset(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batc
         parts["err_pred_onehot"].append(recon_error(xb, model.decode(onehot_pred, style)).cpu())
         parts["err_true"].append(recon_error(xb, model.decode(F.one_hot(yb, model.num_classes).float(), style)).cpu())
     return Encoded(x.cpu(), y.cpu(), **{k: torch.cat(v) for k, v in parts.items()})
+
+
+def evaluate(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict:
+    """Accuracy and mean L2 reconstruction error under the predicted softmax (what the network is
+    trained with), the predicted one-hot label, and the true label (label-corrected)."""
+    was_training = model.training
+    model.eval()
+    enc = encode_dataset(model, x, y, batch_size)
+    model.train(was_training)
+    return {"n": int(x.shape[0]), "accuracy": float(enc.correct.double().mean()),
+            "recon_pred_softmax": float(enc.err_pred.mean()), "recon_pred_onehot": float(enc.err_pred_onehot.mean()),
+            "recon_true": float(enc.err_true.mean())}

@@ -1,12 +1,15 @@
-"""The style-memory network (Wiyatno & Orchard, 2018, section 4).
+"""The style-memory network (Wiyatno & Orchard, 2018, section 4) for images of any (C, H, W).
 
-Encoder (paper): conv 32 filters 5x5 stride 2 -> conv 64 filters 5x5 stride 2 -> FC 256 -> FC 128,
-all ReLU, then a top layer of ``num_classes`` softmax units plus ``style_dim`` logistic "style
-memory" units. The decoder mirrors the encoder and rebuilds the image from (class vector, style).
+Encoder ``paper`` (the default): conv 32 filters 5x5 stride 2 -> conv 64 filters 5x5 stride 2 ->
+FC 256 -> FC 128, all ReLU, then a top layer of ``num_classes`` softmax units plus ``style_dim``
+logistic "style memory" units. Encoder ``conv4``, for harder data: two convolutions at each of the
+two resolutions (the second one strided), in the spirit of TRADES' SmallCNN. The decoder mirrors
+the encoder and rebuilds the image, every channel in [0, 1], from (class vector, style).
 
-Contracts (DESIGN.md): inputs are float tensors in [0, 1] of shape (N, 1, H, W); ``model(x)``
-returns raw logits (N, C) so that torchattacks/ART can use it as a plain classifier; softmax is
-applied only where the decoder needs it.
+Contracts (DESIGN.md): inputs are float tensors in [0, 1] of shape (N, C, H, W); ``model(x)``
+returns raw logits (N, classes) so that torchattacks/ART can use it as a plain classifier; softmax
+is applied only where the decoder needs it. The per-channel pixel mean and std of the training
+data live in the spec and in buffers, so the normalisation travels with the weights.
 """
 
 from __future__ import annotations
@@ -17,10 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Mean and std of the MNIST training pixels; the model normalises internally so that its inputs
-# stay in [0, 1] (the space attacks work in). They are buffers, so they travel with the weights.
-_PIXEL_MEAN = 0.1307
-_PIXEL_STD = 0.3081
+ENCODERS = ("paper", "conv4")
 
 
 @dataclass(frozen=True)
@@ -32,29 +32,70 @@ class ModelSpec:
     channels: tuple[int, int] = (32, 64)
     kernel_size: int = 5
     hidden: tuple[int, int] = (256, 128)
-    image_size: int = 28
+    in_channels: int = 1
+    height: int = 28
+    width: int = 28
+    mean: tuple[float, ...] = (0.5,)  # per-channel pixel mean of the training split
+    std: tuple[float, ...] = (0.5,)  # per-channel pixel std of the training split
+    encoder: str = "paper"  # paper | conv4
     critic_hidden: int = -1  # training-only class critic on the style: -1 none, 0 linear, >0 MLP width
     separate_style: bool = False  # style units on their own encoder branch instead of the shared top layer
 
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"model encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise ValueError(f"mean and std need one value per input channel ({self.in_channels}), got "
+                             f"{len(self.mean)} and {len(self.std)}")
+        if self.height < 4 or self.width < 4:
+            raise ValueError(f"images must be at least 4x4 pixels (two stride-2 stages), got {self.height}x{self.width}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.height, self.width)
+
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["channels"] = list(self.channels)
-        d["hidden"] = list(self.hidden)
+        for k in ("channels", "hidden", "mean", "std"):
+            d[k] = list(d[k])
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelSpec":
+        """Rebuild a spec; older checkpoints (one ``image_size``, MNIST's normalisation) still load."""
         d = dict(d)
-        d["channels"] = tuple(d.get("channels", (32, 64)))
-        d["hidden"] = tuple(d.get("hidden", (256, 128)))
+        size = d.pop("image_size", None)
+        if size is not None:
+            d.setdefault("height", size)
+            d.setdefault("width", size)
+        for k, default in (("channels", (32, 64)), ("hidden", (256, 128))):
+            d[k] = tuple(d.get(k, default))
+        for k in ("mean", "std"):
+            if k in d:
+                d[k] = tuple(float(v) for v in d[k])
+        if "mean" not in d:  # written before the spec held it: MNIST's values (the weights' buffers override)
+            d["mean"], d["std"] = (0.1307,) * d.get("in_channels", 1), (0.3081,) * d.get("in_channels", 1)
         return cls(**d)
+
+
+def _sizes(n: int) -> tuple[int, int, int]:
+    """Sizes along one axis after 0, 1 and 2 stride-2 stages (padding k // 2): 28 -> 14 -> 7."""
+    return n, (n + 1) // 2, ((n + 1) // 2 + 1) // 2
+
+
+def _conv_stack(spec: ModelSpec) -> list[nn.Conv2d]:
+    c1, c2 = spec.channels
+    k, p, cin = spec.kernel_size, spec.kernel_size // 2, spec.in_channels
+    if spec.encoder == "paper":
+        return [nn.Conv2d(cin, c1, k, 2, p), nn.Conv2d(c1, c2, k, 2, p)]
+    return [nn.Conv2d(cin, c1, k, 1, p), nn.Conv2d(c1, c1, k, 2, p), nn.Conv2d(c1, c2, k, 1, p), nn.Conv2d(c2, c2, k, 2, p)]
 
 
 class StyleMemoryNet(nn.Module):
     """Classifier with a style memory and a decoder.
 
-    Shapes: x (N, 1, S, S) in [0, 1] -> logits (N, C), style (N, D) in (0, 1);
-    decode(class_vector (N, C), style (N, D)) -> x_hat (N, 1, S, S) in (0, 1).
+    Shapes: x (N, C, H, W) in [0, 1] -> logits (N, classes), style (N, D) in (0, 1);
+    decode(class_vector (N, classes), style (N, D)) -> x_hat (N, C, H, W) in (0, 1).
 
     Example::
 
@@ -65,30 +106,28 @@ class StyleMemoryNet(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        if spec.image_size % 4 != 0:
-            raise ValueError(f"image_size must be a multiple of 4 (two stride-2 convs), got {spec.image_size}")
         self.spec = spec
         self.meta: dict = {}  # filled by the checkpoint loader: dataset, config, epoch, path
         c1, c2 = spec.channels
         h1, h2 = spec.hidden
         k, pad = spec.kernel_size, spec.kernel_size // 2
-        self._grid = spec.image_size // 4  # 28 -> 14 -> 7
-        flat = c2 * self._grid * self._grid
+        self._hs, self._ws = _sizes(spec.height), _sizes(spec.width)
+        flat = c2 * self._hs[2] * self._ws[2]
         top = spec.num_classes + spec.style_dim
 
-        self.register_buffer("pixel_mean", torch.tensor(_PIXEL_MEAN))
-        self.register_buffer("pixel_std", torch.tensor(_PIXEL_STD))
+        shape = (spec.in_channels, 1, 1)
+        self.register_buffer("pixel_mean", torch.tensor(spec.mean, dtype=torch.float32).view(shape))
+        self.register_buffer("pixel_std", torch.tensor(spec.std, dtype=torch.float32).view(shape))
 
-        self.enc_conv1 = nn.Conv2d(1, c1, k, stride=2, padding=pad)
-        self.enc_conv2 = nn.Conv2d(c1, c2, k, stride=2, padding=pad)
-        self.enc_fc1 = nn.Linear(flat, h1)
-        self.enc_fc2 = nn.Linear(h1, h2)
+        branches = ("enc", "sty") if spec.separate_style else ("enc",)
+        for branch in branches:  # the style branch, when separate, has the encoder's shape
+            for i, conv in enumerate(_conv_stack(spec)):
+                setattr(self, f"{branch}_conv{i + 1}", conv)
+            setattr(self, f"{branch}_fc1", nn.Linear(flat, h1))
+            setattr(self, f"{branch}_fc2", nn.Linear(h1, h2))
+        self._n_convs = len(_conv_stack(spec))
         self.enc_top = nn.Linear(h2, spec.num_classes if spec.separate_style else top)
-        if spec.separate_style:  # a second encoder of the same shape that only computes the style
-            self.sty_conv1 = nn.Conv2d(1, c1, k, stride=2, padding=pad)
-            self.sty_conv2 = nn.Conv2d(c1, c2, k, stride=2, padding=pad)
-            self.sty_fc1 = nn.Linear(flat, h1)
-            self.sty_fc2 = nn.Linear(h1, h2)
+        if spec.separate_style:
             self.sty_top = nn.Linear(h2, spec.style_dim)
             # Batch-normalised style logits: without it Adam drives this branch, which only the
             # decoder's small gradient trains, into a saturated constant style within ~20 steps.
@@ -97,9 +136,17 @@ class StyleMemoryNet(nn.Module):
         self.dec_fc1 = nn.Linear(top, h2)
         self.dec_fc2 = nn.Linear(h2, h1)
         self.dec_fc3 = nn.Linear(h1, flat)
-        # output_padding=1 undoes the rounding of the stride-2 convs: 7 -> 14 -> 28.
-        self.dec_deconv1 = nn.ConvTranspose2d(c2, c1, k, stride=2, padding=pad, output_padding=1)
-        self.dec_deconv2 = nn.ConvTranspose2d(c1, 1, k, stride=2, padding=pad, output_padding=1)
+        # output_padding (0 or 1 per axis) undoes the rounding of each stride-2 conv: 7 -> 14 -> 28.
+        op = [(self._hs[i] - (2 * self._hs[i + 1] - 1), self._ws[i] - (2 * self._ws[i + 1] - 1)) for i in (1, 0)]
+        cout = spec.in_channels
+        if spec.encoder == "paper":
+            self.dec_deconv1 = nn.ConvTranspose2d(c2, c1, k, stride=2, padding=pad, output_padding=op[0])
+            self.dec_deconv2 = nn.ConvTranspose2d(c1, cout, k, stride=2, padding=pad, output_padding=op[1])
+        else:
+            self.dec_deconv1 = nn.ConvTranspose2d(c2, c2, k, stride=2, padding=pad, output_padding=op[0])
+            self.dec_conv1 = nn.Conv2d(c2, c1, k, padding=pad)
+            self.dec_deconv2 = nn.ConvTranspose2d(c1, c1, k, stride=2, padding=pad, output_padding=op[1])
+            self.dec_conv2 = nn.Conv2d(c1, cout, k, padding=pad)
 
         # Training-only adversary ([style] critic > 0): predicts the class from the style through a
         # gradient-reversal layer (robustgen.style_losses); never used for inference.
@@ -117,20 +164,23 @@ class StyleMemoryNet(nn.Module):
     def style_dim(self) -> int:
         return self.spec.style_dim
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.spec.input_shape
+
     # -- encoder -------------------------------------------------------------------------------
     def features(self, x: torch.Tensor, branch: str = "enc") -> torch.Tensor:
         """Penultimate (FC 128) activations, shape (N, hidden[1]), of the shared encoder (``enc``) or
         of the separate style branch (``sty``)."""
-        conv1, conv2, fc1, fc2 = (getattr(self, f"{branch}_{n}") for n in ("conv1", "conv2", "fc1", "fc2"))
         h = (x - self.pixel_mean) / self.pixel_std
-        h = F.relu(conv1(h))
-        h = F.relu(conv2(h))
-        h = h.flatten(1)  # (N, c2 * grid * grid)
-        h = F.relu(fc1(h))
-        return F.relu(fc2(h))
+        for i in range(self._n_convs):
+            h = F.relu(getattr(self, f"{branch}_conv{i + 1}")(h))
+        h = h.flatten(1)  # (N, c2 * H/4 * W/4)
+        h = F.relu(getattr(self, f"{branch}_fc1")(h))
+        return F.relu(getattr(self, f"{branch}_fc2")(h))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (logits (N, C), style (N, D) in (0, 1))."""
+        """Return (logits (N, classes), style (N, D) in (0, 1))."""
         if self.spec.separate_style:
             return self.enc_top(self.features(x)), torch.sigmoid(self.sty_norm(self.sty_top(self.features(x, "sty"))))
         top = self.enc_top(self.features(x))
@@ -138,21 +188,25 @@ class StyleMemoryNet(nn.Module):
         return logits, torch.sigmoid(style_pre)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw logits (N, C): the plain-classifier view used by attacks."""
+        """Raw logits (N, classes): the plain-classifier view used by attacks."""
         if self.spec.separate_style:  # the style branch plays no part in the classification
             return self.enc_top(self.features(x))
         return self.encode(x)[0]
 
     # -- decoder -------------------------------------------------------------------------------
     def decode(self, class_vector: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """Rebuild images from a class vector (N, C) (softmax or one-hot) and a style (N, D)."""
+        """Rebuild images (N, C, H, W) from a class vector (N, classes) (softmax or one-hot) and a style (N, D)."""
         h = torch.cat([class_vector, style], dim=1)
         h = F.relu(self.dec_fc1(h))
         h = F.relu(self.dec_fc2(h))
         h = F.relu(self.dec_fc3(h))
-        h = h.view(-1, self.spec.channels[1], self._grid, self._grid)  # (N, c2, grid, grid)
+        h = h.view(-1, self.spec.channels[1], self._hs[2], self._ws[2])  # (N, c2, H/4, W/4)
         h = F.relu(self.dec_deconv1(h))
-        return torch.sigmoid(self.dec_deconv2(h))
+        if self.spec.encoder == "paper":
+            return torch.sigmoid(self.dec_deconv2(h))
+        h = F.relu(self.dec_conv1(h))
+        h = F.relu(self.dec_deconv2(h))
+        return torch.sigmoid(self.dec_conv2(h))
 
     def reconstruct(self, x: torch.Tensor, mode: str | torch.Tensor = "softmax") -> torch.Tensor:
         """Reconstruct ``x`` from its own style memory and a class vector chosen by ``mode``.
@@ -181,15 +235,15 @@ class StyleMemoryNet(nn.Module):
         raise ValueError(f"unknown reconstruction mode {mode!r}; use 'softmax', 'onehot' or a label tensor")
 
     def decode_all_labels(self, style: torch.Tensor) -> torch.Tensor:
-        """Decode each style (N, D) under every one-hot label: shape (N, C, 1, S, S)."""
+        """Decode each style (N, D) under every one-hot label: shape (N, classes, C, H, W)."""
         n, c = style.shape[0], self.num_classes
         eye = torch.eye(c, device=style.device, dtype=style.dtype)
-        # (N*C, C) one-hots paired with each image's style repeated C times.
+        # (N*classes, classes) one-hots paired with each image's style repeated once per class.
         x_hat = self.decode(eye.repeat(n, 1), style.repeat_interleave(c, dim=0))
         return x_hat.view(n, c, *x_hat.shape[1:])
 
     def reconstruct_all_labels(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode x's style under every one-hot label: shape (N, C, 1, S, S)."""
+        """Decode x's style under every one-hot label: shape (N, classes, C, H, W)."""
         return self.decode_all_labels(self.encode(x)[1])
 
 
@@ -203,3 +257,11 @@ def check_class_count(model: StyleMemoryNet, y: torch.Tensor, dataset: str) -> N
     if y.numel() and int(y.max()) >= model.num_classes:
         raise ValueError(f"{dataset} has labels up to {int(y.max())} but the checkpoint has "
                          f"{model.num_classes} classes; use a checkpoint trained on this dataset")
+
+
+def check_input_shape(model: StyleMemoryNet, shape, what: str = "the data") -> None:
+    """Fail clearly when images of ``shape`` (C, H, W) do not fit the model."""
+    if tuple(shape) != model.input_shape:
+        c, h, w = model.input_shape
+        raise ValueError(f"{what} has images of shape {tuple(shape)} but the model expects ({c}, {h}, {w}) "
+                         f"({c} channel{'s' if c > 1 else ''}, {h}x{w}); use a checkpoint trained on this kind of image")

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -50,12 +51,19 @@ def sha256(path: str | os.PathLike) -> str:
 
 
 def read_manifest(name: str, folder: str | os.PathLike | None = None) -> dict:
+    try:
+        check_model_name(name)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     root = Path(folder) if folder is not None else Path(str(pretrained_dir()))
     path = root / f"{name}.json"
     if not path.is_file():
         raise CheckpointError(f"no pretrained model named {name!r}; shipped: {', '.join(list_pretrained()) or 'none'}")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not a readable manifest ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a robustgen pretrained-model manifest")
     return manifest
 
@@ -64,7 +72,11 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
     """Load a shipped model by name, after checking its weights' SHA-256 against the manifest."""
     root = Path(folder) if folder is not None else Path(str(pretrained_dir()))
     manifest = read_manifest(name, root)
-    weights = root / manifest["weights"]
+    recorded = manifest.get("weights")
+    if not isinstance(recorded, str) or Path(recorded).name != recorded or recorded in ("", ".", ".."):
+        raise CheckpointError(f"the manifest of pretrained model {name!r} names weights {recorded!r} outside its "
+                              "folder; it is refused")
+    weights = root / recorded
     if not weights.is_file():
         raise CheckpointError(f"the weights of pretrained model {name!r} are missing ({weights}); reinstall robustgen")
     digest = sha256(weights)
@@ -86,40 +98,68 @@ def _last_metrics(run_dir: Path) -> dict:
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_model_name(name: str) -> str:
+    """A model name is one plain file stem: letters, digits, '.', '-', '_', not starting with a dot."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise ValueError(f"model name {name!r} must be letters, digits, '.', '-' or '_' (no folders, no '..')")
+    return name
+
+
 def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype: str = "float16") -> Path:
     """Write ``NAME.pt`` and ``NAME.json`` for the run's checkpoint into ``out_dir``; return the
-    manifest path. Refuses to overwrite existing files."""
+    manifest path. Refuses to overwrite existing files. The weights are evaluated from a temporary
+    file first, and both files appear only when everything succeeded (each by an atomic rename)."""
+    from .checkpoint import atomic_save
     from .data import load_dataset
-    from .train import evaluate
+    from .inference import evaluate
 
+    check_model_name(name)
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
     ckpt = load_checkpoint(run)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
     weights, manifest_path = out / f"{name}.pt", out / f"{name}.json"
     for p in (weights, manifest_path):
         if p.exists():
             raise FileExistsError(f"{p} already exists; remove it or choose another name")
     cast = getattr(torch, dtype)
     state = {k: (v.to(cast) if v.is_floating_point() else v) for k, v in ckpt["model_state"].items()}
-    torch.save(state, weights)
-    model = load_pretrained_weights(ckpt["model_spec"], weights)
-    data = ckpt["config"]["data"]
-    x, y = load_dataset(data["dataset"], "test", data["data_dir"])
-    with torch.no_grad():
-        full = evaluate(model, x, y)
-        first = evaluate(model, x[:1000], y[:1000])
-    manifest = {
-        "format": FORMAT, "version": 1, "name": name, "weights": weights.name, "dtype": dtype,
-        "sha256": sha256(weights), "model_spec": ckpt["model_spec"], "config": ckpt["config"],
-        "dataset": ckpt["dataset"], "epoch": ckpt["epoch"],
-        "trained_with": f"robustgen train --config {ckpt['config']['name']}",
-        "training_metrics": _last_metrics(Path(ckpt["path"]).parent),
-        "test": {"accuracy": full["accuracy"], "n": full["n"], "recon_pred_softmax": full["recon_pred_softmax"],
-                 "accuracy_first_1000": first["accuracy"]},
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{name}.pt.export"
+    try:
+        atomic_save(state, tmp)
+        model = load_pretrained_weights(ckpt["model_spec"], tmp)
+        data = ckpt["config"]["data"]
+        x, y = load_dataset(data["dataset"], "test", data["data_dir"])
+        with torch.no_grad():
+            full = evaluate(model, x, y)
+            first = evaluate(model, x[:1000], y[:1000])
+        manifest = {
+            "format": FORMAT, "version": 1, "name": name, "weights": weights.name, "dtype": dtype,
+            "sha256": sha256(tmp), "model_spec": model.spec.to_dict(), "input_shape": list(model.input_shape),
+            "normalisation": {"mean": list(model.spec.mean), "std": list(model.spec.std)},
+            "config": ckpt["config"], "dataset": ckpt["dataset"], "epoch": ckpt["epoch"],
+            "trained_with": f"robustgen train --config {ckpt['config']['name']}",
+            "training_metrics": _last_metrics(Path(ckpt["path"]).parent),
+            "test": {"accuracy": full["accuracy"], "n": full["n"], "recon_pred_softmax": full["recon_pred_softmax"],
+                     "accuracy_first_1000": first["accuracy"]},
+        }
+        text = json.dumps(manifest, indent=2) + "\n"
+        os.replace(tmp, weights)
+        tmp_manifest = out / f".{name}.json.export"
+        tmp_manifest.write_text(text)
+        os.replace(tmp_manifest, manifest_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        (out / f".{name}.json.export").unlink(missing_ok=True)
+        if weights.exists() and not manifest_path.exists():
+            weights.unlink()  # never leave weights without their manifest (it would block a re-export)
+        raise
     return manifest_path
 
 
@@ -127,3 +167,22 @@ def load_pretrained_weights(spec: dict, weights: Path) -> StyleMemoryNet:
     """The model of ``spec`` with the (float16 or float32) state dict in ``weights``, as float32."""
     state = {k: v.float() for k, v in safe_load(weights).items()}
     return model_from_checkpoint({"model_spec": spec, "model_state": state, "path": str(weights)})
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleMemoryNet:
+    """Rebuild a trained :class:`StyleMemoryNet` (eval mode) from a shipped model's name
+    (``"fast-mnist"``, ``"robust-mnist"``; see ``robustgen.pretrained``), a run folder or a
+    checkpoint file. An existing path wins over a shipped name.
+
+    ``model.meta`` holds the dataset record (name, class names), the training config and epoch.
+    """
+    p = Path(name_or_path).expanduser()
+    if not p.exists():
+        name = str(name_or_path)
+        if name.startswith("pretrained:"):
+            name = name[len("pretrained:"):]
+        if name in list_pretrained():
+            return load_pretrained(name, device)
+        raise CheckpointError(f"{name_or_path} is neither a shipped model ({', '.join(list_pretrained()) or 'none'}) "
+                              "nor a run folder or checkpoint file")
+    return model_from_checkpoint(load_checkpoint(p), device)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from robustgen.config import load_config
 from robustgen.data import load_dataset
-from robustgen.train import build_model, fit
+from robustgen.training.config import load_config
+from robustgen.training.train import build_model, fit
 
 torch.set_num_threads(2)
 

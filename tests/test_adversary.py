@@ -2,11 +2,11 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from robustgen.adversary import InnerAttack, adversarial_loss, eps_schedule
 from robustgen.attacks import make_attack, run_attack
-from robustgen.config import AdversaryConfig, ConfigError, load_config
-from robustgen.steps import loss_terms
-from robustgen.train import build_model, fit
+from robustgen.training.adversary import InnerAttack, adversarial_loss, eps_schedule
+from robustgen.training.config import AdversaryConfig, ConfigError, load_config
+from robustgen.training.steps import loss_terms
+from robustgen.training.train import build_model, fit
 
 
 def test_eps_schedule_warms_up_then_ramps_linearly():

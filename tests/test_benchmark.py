@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from robustgen.benchmark import BenchmarkResult, per_input_rows, worst_case
-from robustgen.metrics import wilson_interval
-from robustgen.sanity import _monotone, _square_vs_white_box, failed
+from robustgen.evaluation.metrics import wilson_interval
+from robustgen.evaluation.outcomes import BenchmarkResult
+from robustgen.evaluation.sanity import _monotone, _square_vs_white_box, failed
+from robustgen.evaluation.worst_case import per_input_rows, worst_case
 
 
 def _result():

@@ -2,7 +2,7 @@ import tomllib
 
 import pytest
 
-from robustgen.config import (
+from robustgen.training.config import (
     ConfigError,
     config_from_dict,
     list_presets,

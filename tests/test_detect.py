@@ -6,8 +6,8 @@ import torch
 
 from robustgen import ReconstructionDetector
 from robustgen.cli import _warning_printer
-from robustgen.detect import ThresholdTieWarning
-from robustgen.scores import SCORES, Posterior, Score
+from robustgen.detectors.detector import ThresholdTieWarning
+from robustgen.detectors.scores import SCORES, Posterior, Score
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_numpy_and_torch_inputs_agree(fitted, val_x):
     (np.zeros((2, 28, 28), dtype=np.uint8), "floating point"),
     (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "floating point"),
     (torch.zeros(2, 3, 28, 28), "shape"),
-    (torch.zeros(2, 1, 32, 32), "model expects 28x28"),
+    (torch.zeros(2, 1, 32, 32), "1 channel, 28x28"),
     (torch.full((2, 1, 28, 28), float("nan")), "NaN"),
     (torch.full((2, 1, 28, 28), 255.0), r"\[0, 1\]"),
     (torch.zeros(0, 1, 28, 28), "no images"),

@@ -78,7 +78,9 @@ def test_ddp_training_matches_single_process_training(tmp_path):
     (one,), (two,) = (tmp_path / "one").iterdir(), (tmp_path / "two").iterdir()
     a, b = robustgen.load_checkpoint(one), robustgen.load_checkpoint(two)
     torch.manual_seed(0)
-    init = robustgen.train.build_model(robustgen.load_config("smoke"), 10).state_dict()
+    from robustgen.training.train import build_model
+
+    init = build_model(robustgen.load_config("smoke"), 10).state_dict()
     for k, w in a["model_state"].items():
         if w.is_floating_point() and w.numel() > 1:
             moved = (w - init[k]).norm()

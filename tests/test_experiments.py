@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from robustgen.data import load_dataset
-from robustgen.experiments import (
+from robustgen.evaluation.experiments import (
     encode_dataset,
     interpolation,
     misclassified,

@@ -5,9 +5,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from robustgen.config import AdversaryConfig
-from robustgen.steps import make_optimizer
-from robustgen.train import build_model, fit
+from robustgen.training.config import AdversaryConfig
+from robustgen.training.steps import make_optimizer
+from robustgen.training.train import build_model, fit
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

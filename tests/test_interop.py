@@ -6,7 +6,7 @@ import torch
 
 from robustgen import ReconstructionDetector, load_dataset, load_model
 from robustgen.attacks import make_attack, run_attack
-from robustgen.metrics import auroc
+from robustgen.evaluation.metrics import auroc
 
 
 def test_import_robustgen_does_not_import_art():
@@ -18,7 +18,7 @@ def test_import_robustgen_does_not_import_art():
 def test_art_pgd_through_the_adapter_is_scored_like_robustgen_pgd():
     from art.attacks.evasion import ProjectedGradientDescent
 
-    from robustgen.interop import ARTDetector, to_art_classifier
+    from robustgen.detectors.interop import ARTDetector, to_art_classifier
 
     model = load_model("fast-mnist")
     x_val, _ = load_dataset("mnist", "val", limit=2000)
@@ -47,7 +47,7 @@ def test_art_pgd_through_the_adapter_is_scored_like_robustgen_pgd():
 def test_art_security_curve_runs_on_the_wrapped_classifier():
     from art.evaluations.security_curve import SecurityCurve
 
-    from robustgen.interop import to_art_classifier
+    from robustgen.detectors.interop import to_art_classifier
 
     model = load_model("robust-mnist")
     x, y = load_dataset("mnist", "test", limit=100)

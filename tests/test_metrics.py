@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from robustgen.detect import threshold_at_fpr
-from robustgen.metrics import auroc, detection_row, flagged_rate, roc_points
+from robustgen.detectors.detector import threshold_at_fpr
+from robustgen.evaluation.metrics import auroc, detection_row, flagged_rate, roc_points
 
 
 @pytest.mark.parametrize("fpr", [0.01, 0.05, 0.1, 0.25])
@@ -19,7 +19,7 @@ def test_threshold_with_ties_never_exceeds_fpr():
     scores = np.array([0.0] * 90 + [1.0] * 10)
     assert flagged_rate(scores, threshold_at_fpr(scores, 0.05)) <= 0.05
     assert flagged_rate(scores, threshold_at_fpr(scores, 0.10)) == pytest.approx(0.10)
-    with pytest.raises(ValueError, match="fpr must lie in"):
+    with pytest.raises(ValueError, match="fpr must be a number in"):
         threshold_at_fpr(scores, 1.5)
 
 

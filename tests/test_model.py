@@ -93,7 +93,7 @@ def test_separate_style_branch_does_not_saturate_under_adam():
     """The branch gets only the decoder's small gradient; without its batch norm Adam drove every style
     unit to a constant 0 or 1 within ~20 steps at the presets' peak rate (a dead, constant style)."""
     from robustgen.data import load_dataset
-    from robustgen.steps import loss_terms
+    from robustgen.training.steps import loss_terms
 
     x, y = load_dataset("mnist", "train", limit=1024)
     torch.manual_seed(0)

@@ -6,8 +6,8 @@ import torch
 
 import robustgen
 from robustgen.checkpoint import CheckpointError, save_checkpoint
+from robustgen.inference import evaluate
 from robustgen.pretrained import export, list_pretrained, load_pretrained, pretrained_dir, read_manifest
-from robustgen.train import evaluate
 
 SHIPPED = ["fast-mnist", "robust-mnist"]
 

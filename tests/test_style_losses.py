@@ -5,12 +5,12 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from robustgen.config import ConfigError, StyleConfig, load_config
+from robustgen.evaluation.style_measures import style_measures
 from robustgen.model import recon_error
-from robustgen.steps import loss_terms
-from robustgen.style_losses import decoder_style, grad_reverse, style_drift, style_terms, wrong_labels
-from robustgen.style_measures import style_measures
-from robustgen.train import build_model, fit
+from robustgen.training.config import ConfigError, StyleConfig, load_config
+from robustgen.training.steps import loss_terms
+from robustgen.training.style_losses import decoder_style, grad_reverse, style_drift, style_terms, wrong_labels
+from robustgen.training.train import build_model, fit
 
 
 def test_grad_reverse_is_identity_forward_and_negates_the_gradient():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from robustgen.evaluation.style_measures import decode_sensitivity, probe_accuracy
 from robustgen.model import ModelSpec, StyleMemoryNet
-from robustgen.style_measures import decode_sensitivity, probe_accuracy
 
 
 def test_probe_reads_a_style_that_copies_the_label():

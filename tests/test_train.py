@@ -4,10 +4,12 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from robustgen.checkpoint import CheckpointError, load_checkpoint, load_model
-from robustgen.config import load_config
-from robustgen.steps import corrupt, random_shift
-from robustgen.train import build_model, evaluate, fit, lr_schedule, train_run
+from robustgen.checkpoint import CheckpointError, load_checkpoint
+from robustgen.inference import evaluate
+from robustgen.pretrained import load_model
+from robustgen.training.config import load_config
+from robustgen.training.steps import corrupt, random_shift
+from robustgen.training.train import build_model, fit, lr_schedule, train_run
 
 
 def test_loss_decreases_on_real_mnist(mnist_small):

@@ -12,6 +12,7 @@ run once per detector score.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -87,12 +88,11 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
     whether selective/orthogonal PGD also run targeted at every wrong class."""
     module, adaptive, _ = _entry(name)
     eps = parse_eps(eps)
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    if queries is not None and queries < 1:
-        raise ValueError(f"queries must be at least 1, got {queries}")
-    if step_size is not None and step_size <= 0:
-        raise ValueError(f"step_size must be positive, got {step_size}")
+    for label, value in (("steps", steps), ("queries", queries), ("search_steps", search_steps)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{label} must be a whole number of at least 1, got {value!r}")
+    if step_size is not None and not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")  # NaN fails `<= 0` tests
     if targets not in ("all", "untargeted"):
         raise ValueError(f"targets must be 'all' or 'untargeted', got {targets!r}")
     if adaptive and (detector is None or detector.threshold is None):

@@ -16,7 +16,7 @@ every iterate we check the real criteria (misclassified, score <= tau) and keep 
 one that fools both, else the misclassified one with the lowest score, else the last iterate.
 Inputs that already fooled both leave the search.
 
-Shapes: x (N, 1, S, S) in [0, 1], y (N,) -> x_adv (N, 1, S, S) with |x_adv - x|_inf <= eps.
+Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv (N, C, H, W) with |x_adv - x|_inf <= eps.
 """
 
 from __future__ import annotations

@@ -11,15 +11,15 @@ torchattacks' implementation. Default: 100 iterations each, one restart (the Aut
 
 from __future__ import annotations
 
-from .base import Attack, cascade
+from .base import Attack, cascade, seeded
 
 DEFAULT_STEPS = 100
 
 
-def parts(model, eps: float, steps: int, seed: int = 0) -> list:
+def parts(model, eps: float, steps: int) -> list:
     import torchattacks
 
-    return [torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss=loss, seed=seed)
+    return [seeded(torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss=loss))
             for loss in ("ce", "dlr")]
 
 

@@ -19,7 +19,7 @@ iterations. Oblivious (attacks the classifier alone). ``steps`` scales the APGD/
 from __future__ import annotations
 
 from . import square
-from .base import Attack, cascade
+from .base import Attack, cascade, seeded
 
 DEFAULT_STEPS = 100
 
@@ -30,10 +30,10 @@ def build(model, eps: float, *, steps: int | None = None, **_) -> Attack:
     steps = steps or DEFAULT_STEPS
     n_classes = model.num_classes
     attacks = [
-        torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
-        torchattacks.APGDT(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, seed=0, n_classes=n_classes),
-        torchattacks.FAB(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
-                         n_classes=n_classes, seed=0),
+        seeded(torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss="ce")),
+        seeded(torchattacks.APGDT(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, n_classes=n_classes)),
+        seeded(torchattacks.FAB(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
+                                n_classes=n_classes)),
         square.make(model, eps, square.DEFAULT_QUERIES),
     ]
     budget = steps + steps * (n_classes - 1) + steps * (n_classes - 1) + square.DEFAULT_QUERIES

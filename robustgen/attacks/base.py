@@ -121,3 +121,21 @@ def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, name: st
     dist = (x_adv - x).abs().amax()
     if dist > eps + 1e-5:
         raise AttackCheckError(f"{name} perturbation {float(dist):.6f} exceeds eps {eps:.6f}")
+
+
+def seeded(atk: Callable) -> Callable:
+    """A torchattacks attack that takes its randomness from the caller's RNG.
+
+    torchattacks' APGD, APGD-T, FAB and Square call ``torch.random.manual_seed(self.seed)`` on every
+    call, so left alone every run would use seed 0 whatever ``--seed`` says, and the global RNG would
+    be reset behind the caller's back. Here each call draws the attack's seed from the caller's
+    (seeded) generator and runs it inside ``torch.random.fork_rng``, so the caller's RNG moves on by
+    that one draw only.
+    """
+    def call(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        atk.seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+            return atk(x, y)
+
+    call.__wrapped__ = atk
+    return call

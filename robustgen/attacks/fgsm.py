@@ -1,7 +1,7 @@
 """FGSM: Goodfellow, Shlens & Szegedy 2015, "Explaining and harnessing adversarial examples".
 
 One signed-gradient step of size eps on the cross-entropy (L-inf); oblivious (knows only the
-classifier). torchattacks' implementation. x (N, 1, S, S) in [0, 1], y (N,) -> x_adv like x.
+classifier). torchattacks' implementation. x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x.
 
     atk = build(model, 0.1); x_adv = atk(x, y)
 """

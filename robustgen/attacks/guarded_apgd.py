@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ..guarded import GuardedClassifier, MergedView
-from .base import Attack
+from ..detectors.guarded import GuardedClassifier, MergedView
+from .base import Attack, seeded
 
 DEFAULT_STEPS = 100
 
@@ -26,7 +26,7 @@ class GuardedAPGD:
 
         self.guarded = GuardedClassifier(detector.model, detector)
         self.view = MergedView(self.guarded)
-        self.attacks = [torchattacks.APGD(self.view, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss=loss, seed=0)
+        self.attacks = [seeded(torchattacks.APGD(self.view, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss=loss))
                         for loss in ("ce", "dlr")]
 
     def _broken(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ A uniform random start in the L-inf eps-ball, then ``steps`` signed-gradient asc
 ``step_size`` on the cross-entropy, each projected back onto the ball and [0, 1]; oblivious.
 torchattacks' implementation. Defaults: PGD-40, step 0.01 (MNIST).
 
-    atk = build(model, 0.3); x_adv = atk(x, y)     # x (N, 1, S, S) in [0, 1], y (N,)
+    atk = build(model, 0.3); x_adv = atk(x, y)     # x (N, C, H, W) in [0, 1], y (N,)
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Per input the misclassified iterate with the lowest detector score is kept, over
 run and (``targets="all"``) one run targeted at every wrong class; inputs that already fool both
 (misclassified with a score at or under the threshold) skip the remaining runs.
 
-Shapes: x (N, 1, S, S) in [0, 1], y (N,) -> x_adv like x, |x_adv - x|_inf <= eps.
+Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x, |x_adv - x|_inf <= eps.
 
     atk = build(model, 0.3, detector=det, steps=40, step_size=0.01); x_adv = atk(x, y)
 """

@@ -11,16 +11,17 @@ Default: 5,000 queries, one restart, p_init 0.8 (AutoAttack's budget).
 
 from __future__ import annotations
 
-from .base import Attack
+from .base import Attack, seeded
 
 DEFAULT_QUERIES = 5000
 
 
-def make(model, eps: float, queries: int, seed: int = 0):
+def make(model, eps: float, queries: int):
+    """torchattacks' Square, seeded from the caller's RNG (see ``base.seeded``)."""
     import torchattacks
 
-    return torchattacks.Square(model, norm="Linf", eps=eps, n_queries=queries, n_restarts=1, p_init=0.8,
-                               loss="margin", seed=seed)
+    return seeded(torchattacks.Square(model, norm="Linf", eps=eps, n_queries=queries, n_restarts=1, p_init=0.8,
+                                      loss="margin"))
 
 
 def build(model, eps: float, *, queries: int | None = None, **_) -> Attack:

@@ -1,0 +1,128 @@
+"""``robustgen attack``: attack the network and report how well each detector score catches it."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import (
+    add_model_args,
+    any_int,
+    at_least,
+    fraction,
+    model_home,
+    model_path,
+    model_split,
+    new_output_folder,
+    positive_float,
+    split_list,
+    timestamped,
+)
+
+HELP = "attack the network and report how well each detector score catches it"
+STRONG = ["pgd", "apgd", "autoattack", "square", "adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"]
+SUMMARY_COLUMNS = ["method", "eps", "score", "robust_acc", "auroc_successful", "tpr_at_fpr", "undetected_success_rate"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("attack", help=HELP)
+    add_model_args(p)
+    p.add_argument("--method", default="pgd", help="comma-separated attacks: fgsm, bim, pgd, apgd, autoattack, square "
+                   "(oblivious); adaptive-pgd, selective-pgd, orthogonal-pgd, guarded-apgd (detector-aware); "
+                   "'strong' for all but fgsm and bim (default: pgd)")
+    p.add_argument("--eps", default="0.1,0.2,0.3", help="comma-separated L-inf budgets in [0,1] units; "
+                   "'8/255' style and inclusive ranges start:stop:step ('0:0.4:0.05') accepted (default: 0.1,0.2,0.3)")
+    p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default)")
+    p.add_argument("-n", "--n", type=at_least(1), default=10000, help="attack the first N test images (default: "
+                   "10000; under torchrun write -n: torchrun takes --n for one of its own options)")
+    p.add_argument("--fpr", type=fraction, default=0.05, help="false-positive rate for the detector threshold "
+                   "(default: 0.05)")
+    p.add_argument("--steps", type=at_least(1), help="iterations of every iterative attack (per search round of "
+                   "adaptive-pgd, per target of selective/orthogonal-pgd); default: each attack's own (40 for the PGD "
+                   "family, 100 for apgd, autoattack and guarded-apgd)")
+    p.add_argument("--step-size", type=positive_float, help="step size of the PGD family in pixel units (default 0.01)")
+    p.add_argument("--queries", type=at_least(1), help="queries of the gradient-free square attack (default 5000)")
+    p.add_argument("--search-steps", type=at_least(1), default=5, help="binary-search rounds of adaptive-pgd "
+                   "(at least 1; default 5)")
+    p.add_argument("--targets", default="all", choices=["all", "untargeted"],
+                   help="selective/orthogonal-pgd: also run targeted at every wrong class (default: all)")
+    p.add_argument("--sanity-n", type=at_least(0), default=200,
+                   help="inputs re-attacked by the eps-1.0 and doubled-steps sanity checks (default 200; 0 skips them)")
+    p.add_argument("--batch-size", type=at_least(1), default=500)
+    p.add_argument("--seed", type=any_int, default=0, help="seed of every attack's randomness (random starts, "
+                   "Square's proposals); each batch's is seeded by (seed, index of its first input) (default 0)")
+    p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from ..attacks import ATTACKS, is_adaptive, parse_eps_list
+    from ..detectors.scores import SCORES
+    from ..distributed import init_from_env, is_main, shutdown, world
+    from ..evaluation.benchmark import run_benchmark
+    from ..evaluation.sanity import failed
+    from ..evaluation.worst_case import worst_case
+    from ..pretrained import load_model
+    from ..reports.detection import write_detection_report
+    from ..reports.tables import markdown_table
+    from ..runs import resolve_device, seed_everything
+
+    methods = STRONG if args.method == "strong" else split_list(args.method, "method")
+    for m in methods:
+        if m not in ATTACKS:
+            raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)} or 'strong'")
+    eps_list = parse_eps_list(args.eps)
+    scores = list(SCORES) if args.score == "all" else split_list(args.score, "score")
+    for s in scores:
+        if s not in SCORES:
+            raise ValueError(f"unknown detector score {s!r}; use one of {', '.join(SCORES)} or 'all'")
+    device = init_from_env(resolve_device(args.device))  # under torchrun: join the group, shard the attacks
+    main = is_main()
+    if not main:
+        args.quiet = True
+    model = load_model(model_path(args), device)
+    out = new_output_folder(args.out, timestamped(model_home(args, model), "attacks", "-" + "+".join(methods))) \
+        if main else None
+    data = model.meta["config"]["data"]
+    x_val, _ = model_split(args, model, "val")
+    x_test, y_test = model_split(args, model, "test", limit=args.n)
+    seed_everything(args.seed)
+    kwargs = {"steps": args.steps, "step_size": args.step_size, "queries": args.queries,
+              "search_steps": args.search_steps, "targets": args.targets}
+    # progress in images: adaptive attacks run once per score, oblivious ones once for all scores
+    total = sum(len(x_test) * (len(scores) if is_adaptive(m) else 1) for m in methods) * len(eps_list)
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="img", desc="attacks")
+
+    def progress(label: str, k: int) -> None:
+        bar.update(k)
+
+    def stage(text: str) -> None:
+        bar.set_description(text)
+        bar.refresh()
+
+    result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
+                           fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
+                           on_attack=progress if bar else None, on_stage=stage if bar else None, seed=args.seed)
+    if bar:
+        bar.close()
+    processes = world()[1]
+    shutdown()
+    if not main:
+        return 0
+    meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "n": len(x_test),
+            "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
+            "seed": args.seed, "device": str(device), "processes": processes, "sanity_n": args.sanity_n,
+            "budget": result.budgets, **kwargs}
+    write_detection_report(result, out, meta)
+    print(markdown_table(result.rows, SUMMARY_COLUMNS))
+    print("per-input worst case (union over attacks), beside the eps-0 floor (clean inputs misclassified and "
+          "not flagged):\n")
+    print(markdown_table(worst_case(result), ["eps", "score", "n", "undetected_success_rate", "ci_low", "ci_high",
+                                              "eps0_floor"]))
+    for row in failed(result.sanity):
+        print(f"warning: sanity check {row['check']} failed: {row['detail']}", file=sys.stderr)
+    print(f"report written to {out} (detection.md holds every column)")
+    return 0

@@ -1,0 +1,111 @@
+"""What several commands share: argument types that refuse bad values where they enter, the model
+arguments, and where a command's output goes (never over something that exists)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+
+# -- argument types: argparse turns their ArgumentTypeError into a one-line usage error ------------
+def _number(kind, text: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def at_least(low: int):
+    """An int argument of at least ``low``."""
+    def parse(text: str) -> int:
+        value = _number(int, text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    value = _number(float, text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A float strictly between 0 and 1 (a false-positive rate)."""
+    value = _number(float, text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def any_int(text: str) -> int:
+    return _number(int, text)
+
+
+def split_list(text: str, what: str) -> list[str]:
+    """Comma-separated names, each once: a repeated name would duplicate report rows."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"--{what} needs at least one value")
+    twice = sorted({i for i in items if items.count(i) > 1})
+    if twice:
+        raise ValueError(f"--{what} lists {', '.join(twice)} more than once")
+    return items
+
+
+# -- the model a command works on ------------------------------------------------------------------
+def add_model_args(p: argparse.ArgumentParser, checkpoint_default: bool = True) -> None:
+    p.add_argument("--checkpoint", metavar="MODEL",
+                   help="a shipped model (fast-mnist, robust-mnist), a run folder or a checkpoint.pt "
+                        "(default: the most recently trained run under --runs-dir)")
+    p.add_argument("--runs-dir", default="runs", help="where runs live (default: ./runs)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--data-dir", help="folder with dataset files; default $ROBUSTGEN_DATA or ./data")
+
+
+def model_path(args) -> str | Path:
+    from ..runs import latest_run
+
+    return args.checkpoint if args.checkpoint else latest_run(args.runs_dir)
+
+
+def model_split(args, model, split: str, limit: int | None = None):
+    """(x, y) of ``split`` of the dataset the model was trained on (its data folder unless --data-dir),
+    checked against the model's input shape and class count."""
+    from ..data import load_dataset
+    from ..model import check_class_count, check_input_shape
+
+    data = model.meta["config"]["data"]
+    x, y = load_dataset(data["dataset"], split, args.data_dir or data["data_dir"], val_size=data["val_size"], limit=limit)
+    check_input_shape(model, x.shape[1:], f"{data['dataset']} ({split})")
+    check_class_count(model, y, data["dataset"])
+    return x, y
+
+
+def model_home(args, model) -> Path:
+    """Where a model's outputs go: its run folder, or ``<runs-dir>/pretrained/NAME`` for a shipped model."""
+    if model.meta.get("pretrained"):
+        return Path(args.runs_dir) / "pretrained" / model.meta["pretrained"]
+    return Path(model.meta["path"]).parent
+
+
+def new_output_folder(out: str | None, default: Path) -> Path:
+    """``out`` (or ``default``) if it is a new or empty folder; anything else is refused."""
+    folder = Path(out) if out else default
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder} is a file, not a folder; choose a new folder for the report")
+    if folder.exists() and any(folder.iterdir()):
+        raise ValueError(f"output folder {folder} is not empty; choose a new --out so no earlier report is overwritten")
+    return folder
+
+
+def timestamped(base: Path, kind: str, suffix: str = "") -> Path:
+    return base / kind / (time.strftime("%Y%m%d-%H%M%S") + suffix)

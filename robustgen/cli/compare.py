@@ -1,0 +1,35 @@
+"""``robustgen compare``: several attack reports side by side, one markdown table and one plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import new_output_folder, timestamped
+
+HELP = "lay several attack reports side by side: one markdown table, one plot"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("compare", help=HELP)
+    p.add_argument("reports", nargs="+", metavar="REPORT", help="report folders written by `robustgen attack`")
+    p.add_argument("--out", help="folder for compare.md/.csv/.png (default: ./runs/compare/<timestamp>); must be new or empty")
+
+
+def run(args) -> int:
+    from ..evaluation.compare import compare_reports
+    from ..reports.figures import plot_compare
+    from ..reports.tables import markdown_table, write_csv
+
+    out = new_output_folder(args.out, timestamped(Path("runs"), "compare"))
+    rows, curves = compare_reports(args.reports)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    sources = "\n".join(f"- `{r}`" for r in args.reports)
+    (out / "compare.md").write_text(f"# Reports side by side\n\n{sources}\n\nPer eps and score: the classifier's robust "
+                                    "accuracy under the strongest attack of each report, and the per-input worst-case "
+                                    f"undetected-success (any attack of the report).\n\n{table}")
+    write_csv(out / "compare.csv", rows)
+    plot_compare(curves, out / "compare.png")
+    print(table)
+    print(f"written to {out} (compare.md, compare.csv, compare.png)")
+    return 0

@@ -1,0 +1,86 @@
+"""The combined model: classifier and detector as one network with a "rejected" class.
+
+Carlini & Wagner 2017 ("Adversarial examples are not easily detected", section 3.1) attack a
+detector by folding it into the classifier as an extra class; ART's ``DetectorClassifier`` does the
+same, but not differentiably. ``GuardedClassifier(model, detector)`` returns C + 1 logits:
+
+    G_i(x) = Z_i(x) - max_j Z_j(x)                  for the C classes (the largest is exactly 0)
+    G_C(x) = gain * (score(x) - tau) / scale         the reject logit
+
+so the reject logit crosses zero exactly at the detector's threshold ``tau`` and wins the argmax
+exactly when the detector flags x (score > tau; a tie goes to the class, as flagging is strict).
+Any attack that takes a logits model (torchattacks, ART, AutoAttack) can attack it; an input is
+robust when it is classified correctly *or* rejected.
+
+Untargeted attacks need one more step: pushing x into the reject class lowers the true class's
+probability too, so an attack on the C + 1 logits with the true label is rewarded for getting
+caught. ``merged_logits(x, y)`` folds the reject logit into the true label's
+(``logaddexp(G_y, G_C)``): a C-class view in which "misclassified" means exactly "misclassified
+and not rejected".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class GuardedClassifier(nn.Module):
+    def __init__(self, model: nn.Module, detector, gain: float = 1.0):
+        super().__init__()
+        if detector.threshold is None:
+            raise ValueError("GuardedClassifier needs a fitted detector (call detector.fit(x_clean) first)")
+        if not (isinstance(gain, (int, float)) and math.isfinite(gain) and gain > 0):
+            raise ValueError(f"gain must be a positive finite number, got {gain!r}")
+        self.model, self.detector, self.gain = model, detector, gain
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the combined model: the model's C plus the reject class (index C)."""
+        return self.model.num_classes + 1
+
+    @property
+    def reject_class(self) -> int:
+        return self.model.num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores, logits = self.detector.scorer.evaluate(self.model, x)
+        det = self.detector
+        reject = self.gain * (scores - det.threshold) / det.score_scale
+        shifted = logits - logits.max(dim=1, keepdim=True).values
+        return torch.cat([shifted, reject[:, None].to(shifted.dtype)], dim=1)  # (N, C + 1)
+
+    def merged_logits(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(N, C) logits in which the reject logit is merged into the true label's."""
+        g = self(x)
+        c = self.reject_class
+        merged = torch.logaddexp(g.gather(1, y[:, None])[:, 0], g[:, c])
+        return g[:, :c].scatter(1, y[:, None], merged[:, None])
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Labels in 0..C, C meaning rejected."""
+        return self(x).argmax(dim=1)
+
+    def robust(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per input: classified correctly or rejected."""
+        pred = self.predict(x)
+        return (pred == y) | (pred == self.reject_class)
+
+
+class MergedView(nn.Module):
+    """``GuardedClassifier.merged_logits`` as a plain C-logit model for attack libraries, with the
+    labels of the current batch set by the caller (``view.labels = y``). Only for attacks that
+    call the model on the whole batch in order; ``guarded_apgd`` guarantees that."""
+
+    def __init__(self, guarded: GuardedClassifier):
+        super().__init__()
+        self.guarded = guarded
+        self.labels: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.labels is None or self.labels.shape[0] != x.shape[0]:
+            raise RuntimeError("MergedView.labels must hold the labels of exactly this batch")
+        return self.guarded.merged_logits(x, self.labels)

@@ -1,0 +1,83 @@
+"""The detection benchmark behind ``robustgen attack``: fit detectors on clean validation data,
+attack the first N test images, and compute every number of the report.
+
+Returns data (rows, ROC curves, per-input outcomes, misclassification AUROCs, sanity checks);
+files are written by ``reports``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..attacks import is_adaptive
+from ..model import StyleMemoryNet, check_class_count
+from .metrics import auroc, detection_row, roc_points
+from .outcomes import BenchmarkResult, attack_outcome, fit_detectors, predict_and_errors
+from .sanity import run_sanity_checks
+
+
+def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
+                  methods: list[str], eps_list: list[float], scores: list[str], fpr: float = 0.05,
+                  batch_size: int = 500, attack_kwargs: dict | None = None, sanity_n: int = 200,
+                  on_attack: Callable[[str, int], None] | None = None,
+                  on_stage: Callable[[str], None] | None = None, seed: int | None = 0) -> BenchmarkResult:
+    """Attack ``x_test`` with every (method, eps) and score it with every detector.
+
+    Oblivious attacks are run once per (method, eps) and shared by all scores; detector-aware
+    attacks are run once per score, against that score's detector. Then the sanity checks of
+    ``robustgen.sanity`` run on the first ``sanity_n`` inputs (0 skips the ones that attack again).
+    ``on_attack(label, n_done)`` reports progress in images, ``on_stage(text)`` the stage.
+    Each attack batch's randomness is seeded by (``seed``, its first input's index): see ``run_attack``.
+    """
+    check_class_count(model, y_test, "the test data")
+    attack_kwargs = attack_kwargs or {}
+    result = BenchmarkResult()
+    if on_stage:
+        on_stage("fitting detectors on clean validation data")
+    detectors, thresholds = fit_detectors(model, scores, x_val, fpr, batch_size)
+    y = y_test.cpu().numpy()
+    result.labels = y
+    pred_clean, err_clean_pred, _ = predict_and_errors(model, x_test, y_test, batch_size)
+    clean_scores = {s: detectors[s].score(x_test) for s in scores}
+    correct = pred_clean == y
+    result.correct = correct
+    result.clean_flagged = {s: clean_scores[s] > thresholds[s][fpr] for s in scores}
+    for s in scores:
+        result.misclassification.append({"score": s, "n": int(len(y)), "n_misclassified": int((~correct).sum()),
+                                         "auroc_misclassified": auroc(clean_scores[s][correct], clean_scores[s][~correct])})
+
+    for method in methods:
+        for eps in eps_list:
+            targets = scores if is_adaptive(method) else [None]
+            for target in targets:
+                label = f"{method} eps={eps:g}" + (f" vs {target}" if target else "")
+                if on_stage:
+                    on_stage(label)
+                out = attack_outcome(
+                    model, detectors, method, eps, x_test, y_test, target=target, batch_size=batch_size,
+                    attack_kwargs=attack_kwargs, on_batch=(lambda k, lab=label: on_attack(lab, k)) if on_attack else None,
+                    seed=seed)
+                pred_adv, seconds = out.pred, out.seconds
+                result.seconds[label] = seconds
+                result.budgets[method] = out.attack.budget
+                result.fooled[(method, eps, target)] = correct & (pred_adv != y)
+                for s, s_adv in out.scores.items():
+                    op = thresholds[s][fpr]
+                    result.broken[(method, eps, s)] = correct & (pred_adv != y) & ~(s_adv > op)
+                    row = {"method": method, "attack_kind": "adaptive" if target else "oblivious", "eps": eps, "score": s}
+                    row.update(detection_row(y=y, pred_clean=pred_clean, pred_adv=pred_adv, s_clean=clean_scores[s],
+                                             s_adv=s_adv, thresholds=thresholds[s], fpr=fpr))
+                    row.update(err_clean_pred=float(err_clean_pred.mean()), err_adv_pred=float(out.err_pred.mean()),
+                               err_adv_true=float(out.err_true.mean()), threshold=op, attack_seconds=seconds)
+                    result.rows.append(row)
+                    f, t, th = roc_points(clean_scores[s], s_adv)
+                    result.roc += [{"method": method, "eps": eps, "score": s, "fpr": a, "tpr": b, "threshold": c}
+                                   for a, b, c in zip(f, t, th)]
+    if on_stage:
+        on_stage("sanity checks")
+    result.sanity = run_sanity_checks(result, model, detectors, x_test, y_test, methods=methods, eps_list=eps_list,
+                                      batch_size=batch_size, attack_kwargs=attack_kwargs, sanity_n=sanity_n,
+                                      fpr=fpr, thresholds=thresholds, seed=seed)
+    return result

@@ -1,0 +1,71 @@
+"""Attack reports as data: ``read_report`` gives a report folder's tables as pandas DataFrames (for
+notebooks), ``compare_reports`` lays several reports (two models, say) side by side.
+
+    report = robustgen.read_report("reports/robust-mnist/attack-strong")
+    report["worst_case"]            # DataFrame: eps, score, n, undetected_success_rate, ci_low, ci_high, attacks
+    report["meta"]["budget"]        # benchmark.json as a dict
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+TABLES = {"detection": "detection.csv", "worst_case": "worst_case.csv", "per_input": "per_input.csv",
+          "sanity": "sanity.csv", "misclassification": "misclassification.csv",
+          "security_curve": "security_curve.csv", "roc": "roc.csv"}
+
+
+def read_report(folder: str | os.PathLike) -> dict:
+    """The tables of an attack report folder (written by ``robustgen attack``) as DataFrames, keyed
+    by ``detection``, ``worst_case``, ``per_input``, ``sanity``, ``misclassification``,
+    ``security_curve`` (computed when the folder predates it) and ``roc`` where present, plus
+    ``meta`` (benchmark.json)."""
+    import pandas as pd
+
+    from .worst_case import security_curve
+
+    folder = Path(folder)
+    if not (folder / "detection.csv").is_file():
+        raise ValueError(f"{folder} is not a robustgen attack report (no detection.csv); pass a folder written "
+                         "by `robustgen attack`")
+    report: dict = {name: pd.read_csv(folder / f) for name, f in TABLES.items() if (folder / f).is_file()}
+    meta = folder / "benchmark.json"
+    report["meta"] = json.loads(meta.read_text()) if meta.is_file() else {}
+    if "security_curve" not in report and "worst_case" in report:
+        report["security_curve"] = pd.DataFrame(security_curve(report["detection"].to_dict("records"),
+                                                               report["worst_case"].to_dict("records")))
+    return report
+
+
+def report_label(folder: str | os.PathLike) -> str:
+    """A short name for a report: its last two path parts (``robust-mnist/attack-strong``)."""
+    parts = Path(folder).resolve().parts
+    return "/".join(parts[-2:])
+
+
+def compare_reports(folders: list[str | os.PathLike]) -> tuple[list[dict], list[dict]]:
+    """(rows, curves): one row per (eps, score) with each report's worst-case undetected-success
+    and the classifier's robust accuracy under its strongest attack; curves in long format
+    (report, score, eps, robust_acc, undetected_success_rate) for the plot."""
+    if len(folders) < 1:
+        raise ValueError("give at least one report folder to compare")
+    labels = [report_label(f) for f in folders]
+    if len(set(labels)) != len(labels):
+        labels = [str(f) for f in folders]
+    curves = []
+    for label, folder in zip(labels, folders):
+        curve = read_report(folder)["security_curve"]
+        curves += [{"report": label, **r} for r in curve.to_dict("records")]
+    keys = sorted({(c["eps"], c["score"]) for c in curves if c["eps"] > 0})
+    by = {(c["report"], c["eps"], c["score"]): c for c in curves}
+    rows = []
+    for eps, score in keys:
+        row = {"eps": eps, "score": score}
+        for label in labels:
+            c = by.get((label, eps, score))
+            row[f"{label}: robust_acc"] = c["robust_acc"] if c else float("nan")
+            row[f"{label}: undetected_success"] = c["undetected_success_rate"] if c else float("nan")
+        rows.append(row)
+    return rows, curves

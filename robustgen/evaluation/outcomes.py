@@ -1,0 +1,76 @@
+"""One attack's outcome and the record a benchmark run keeps of all of them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..attacks import make_attack, run_attack
+from ..detectors.detector import ReconstructionDetector, threshold_at_fpr
+from ..inference import encode_dataset
+from ..model import StyleMemoryNet
+from .metrics import STANDARD_FPRS
+
+
+@dataclass
+class BenchmarkResult:
+    rows: list[dict] = field(default_factory=list)  # one per (method, eps, score)
+    roc: list[dict] = field(default_factory=list)  # long format: method, eps, score, fpr, tpr, threshold
+    misclassification: list[dict] = field(default_factory=list)  # one per score, on clean test data
+    seconds: dict = field(default_factory=dict)  # attack wall time per (method, eps[, score])
+    labels: np.ndarray | None = None  # (N,) true labels of the attacked inputs
+    # (method, eps, score) -> (N,) bool: that attack made the input misclassified and unflagged
+    broken: dict = field(default_factory=dict)
+    # (method, eps, target score or None) -> (N,) bool: correct clean input that the attack misclassified
+    fooled: dict = field(default_factory=dict)
+    correct: np.ndarray | None = None  # (N,) bool: classified correctly when clean
+    clean_flagged: dict = field(default_factory=dict)  # score -> (N,) bool: the clean input is flagged
+    sanity: list[dict] = field(default_factory=list)  # check, passed, detail (see robustgen.sanity)
+    budgets: dict = field(default_factory=dict)  # method -> its per-input budget in words
+
+
+def predict_and_errors(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size: int):
+    """Predictions and per-image L2 reconstruction errors under the predicted and the true one-hot label."""
+    enc = encode_dataset(model, x, y, batch_size)
+    return enc.pred.numpy(), enc.err_pred_onehot.numpy(), enc.err_true.numpy()
+
+
+def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, batch_size: int = 500):
+    """One detector per score fitted at ``fpr`` on clean validation data, plus the thresholds for
+    every FPR in the report (1, 5, 10 % and ``fpr``) from the same validation scores."""
+    detectors, thresholds = {}, {}
+    for name in scores:
+        det = ReconstructionDetector(model, name, batch_size=batch_size).fit(x_val, fpr=fpr)
+        detectors[name] = det
+        thresholds[name] = {f: threshold_at_fpr(det.clean_scores_, f) for f in sorted({*STANDARD_FPRS, fpr})}
+    return detectors, thresholds
+
+
+class Outcome(NamedTuple):
+    """One attack's output and what it is judged by."""
+
+    attack: object  # the configured attacks.Attack
+    x_adv: torch.Tensor
+    pred: np.ndarray  # (N,) predictions on x_adv
+    err_pred: np.ndarray  # (N,) L2 reconstruction error of x_adv under its predicted one-hot label
+    err_true: np.ndarray  # (N,) ... under the true label
+    scores: dict  # score name -> (N,) detector scores of x_adv
+    seconds: float  # attack wall time
+
+
+def attack_outcome(model, detectors: dict, method: str, eps: float, x: torch.Tensor, y: torch.Tensor, *,
+                   target: str | None, batch_size: int, attack_kwargs: dict, on_batch=None,
+                   seed: int | None = 0) -> Outcome:
+    """Run one attack (against ``detectors[target]`` when it is detector-aware), then one pass for
+    its predictions and reconstruction errors, and score it with the detectors it is judged by."""
+    attack = make_attack(method, model, eps, detector=detectors.get(target), **attack_kwargs)
+    start = time.perf_counter()
+    x_adv = run_attack(attack, x, y, batch_size, on_batch=on_batch, seed=seed)
+    seconds = time.perf_counter() - start
+    pred, err_pred, err_true = predict_and_errors(model, x_adv, y, batch_size)
+    judged = list(detectors) if target is None else [target]
+    return Outcome(attack, x_adv, pred, err_pred, err_true, {s: detectors[s].score(x_adv) for s in judged}, seconds)

@@ -1,0 +1,124 @@
+"""Sanity checks on an attack evaluation (Carlini et al. 2019, "On evaluating adversarial
+robustness", section 5; AutoAttack's checks): each is a row ``check, passed, detail`` of
+``sanity.csv``. A failed check means the evaluation, not the defence, is in doubt (gradient
+masking, too few steps, a bug), and ``robustgen attack`` prints a warning.
+
+1. ``monotone-eps``: robust accuracy (and the per-input worst-case undetected-success) does not
+   get better for the defender as eps grows.
+2. ``eps-1``: at eps 1.0 (the whole image may change) every iterative gradient attack reaches
+   near-zero robust accuracy, re-run on the first ``sanity_n`` inputs (detector-aware attacks
+   untargeted, against the run's first score).
+3. ``black-box-weaker``: the gradient-free ``square`` is not stronger than the best white-box attack
+   at any eps (if it were, the gradients mislead the white-box attacks).
+4. ``double-steps``: at the largest eps, doubling each iterative attack's steps (queries for
+   ``square``) on the first ``sanity_n`` inputs changes its result by less than one point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..attacks import GRADIENT_FREE, default_budget, is_adaptive
+from .outcomes import attack_outcome
+from .worst_case import worst_case
+
+TOLERANCE = 0.01  # one point
+EPS1_MAX_ROBUST = 0.01  # "near zero" robust accuracy at eps 1.0
+NOT_ITERATIVE = {"fgsm"}
+
+
+def _row(check: str, passed: bool | None, detail: str) -> dict:
+    return {"check": check, "passed": "n/a" if passed is None else bool(passed), "detail": detail}
+
+
+def _monotone(result, methods, eps_list) -> list[dict]:
+    rows = []
+    if len(eps_list) < 2:
+        return [_row("monotone-eps", None, "only one eps in the run")]
+    eps_sorted = sorted(eps_list)
+    keys = sorted({(m, t) for (m, _, t) in result.fooled}, key=str)
+    for method, target in keys:
+        acc = [float((result.correct & ~result.fooled[(method, e, target)]).mean()) for e in eps_sorted
+               if (method, e, target) in result.fooled]
+        bad = [f"{eps_sorted[i]:g}->{eps_sorted[i + 1]:g}: {acc[i]:.4f}->{acc[i + 1]:.4f}"
+               for i in range(len(acc) - 1) if acc[i + 1] > acc[i] + 1e-12]
+        who = method + (f" vs {target}" if target else "")
+        rows.append(_row("monotone-eps", not bad, f"{who}: robust accuracy " + (
+            "never rises with eps" if not bad else "rises at " + "; ".join(bad))))
+    by_score: dict[str, list] = {}
+    for w in worst_case(result):
+        by_score.setdefault(w["score"], []).append((w["eps"], w["undetected_success_rate"]))
+    for score, pts in by_score.items():
+        pts.sort()
+        bad = [f"{a[0]:g}->{b[0]:g}: {a[1]:.4f}->{b[1]:.4f}" for a, b in zip(pts, pts[1:]) if b[1] < a[1] - 1e-12]
+        rows.append(_row("monotone-eps", not bad, f"worst case vs {score}: undetected-success " + (
+            "never falls with eps" if not bad else "falls at " + "; ".join(bad))))
+    return rows
+
+
+def _square_vs_white_box(result, eps_list) -> list[dict]:
+    if "square" not in {m for (m, _, _) in result.fooled}:
+        return [_row("black-box-weaker", None, "square was not in this run (add --method square to check)")]
+    rows = []
+    for eps in sorted(eps_list):
+        sq = result.fooled.get(("square", eps, None))
+        white = {m: f for (m, e, t), f in result.fooled.items() if e == eps and m not in GRADIENT_FREE and t is None}
+        if sq is None or not white:
+            rows.append(_row("black-box-weaker", None, f"eps {eps:g}: no oblivious white-box attack to compare"))
+            continue
+        best_name, best = max(white.items(), key=lambda kv: kv[1].mean())
+        only_square = int((sq & ~np.logical_or.reduce(list(white.values()))).sum())
+        ok = sq.mean() <= best.mean() + TOLERANCE
+        rows.append(_row("black-box-weaker", ok, f"eps {eps:g}: square fools {sq.mean():.4f} of inputs, the best "
+                         f"white-box ({best_name}) {best.mean():.4f}; {only_square} inputs fooled only by square"))
+    return rows
+
+
+def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batch_size, attack_kwargs,
+                      sanity_n, fpr, thresholds, seed: int | None = 0) -> list[dict]:
+
+    rows = _monotone(result, methods, eps_list) + _square_vs_white_box(result, eps_list)
+    m = min(sanity_n, len(y))
+    if m <= 0:
+        return rows + [_row("eps-1", None, "skipped (--sanity-n 0)"), _row("double-steps", None, "skipped (--sanity-n 0)")]
+    xs, ys = x[:m], y[:m]
+    correct = result.correct[:m]
+    first_score = next(iter(detectors))
+    for method in methods:
+        if method in GRADIENT_FREE or method in NOT_ITERATIVE:
+            continue
+        target = first_score if is_adaptive(method) else None
+        kw = {**attack_kwargs, **({"targets": "untargeted"} if is_adaptive(method) else {})}
+        pred = attack_outcome(model, detectors, method, 1.0, xs, ys, target=target, batch_size=batch_size,
+                              attack_kwargs=kw, seed=seed).pred
+        robust = float((correct & (pred == ys.numpy())).mean())
+        who = method + (f" vs {target} (untargeted)" if target else "")
+        rows.append(_row("eps-1", robust <= EPS1_MAX_ROBUST, f"{who}: robust accuracy {robust:.4f} at eps 1.0 "
+                         f"on {m} inputs (must be <= {EPS1_MAX_ROBUST})"))
+    eps = max(eps_list)
+    for method in methods:
+        if method in NOT_ITERATIVE:
+            continue
+        key, default = default_budget(method)
+        base = attack_kwargs.get(key) or default
+        for target in (list(detectors) if is_adaptive(method) else [None]):
+            out = attack_outcome(model, detectors, method, eps, xs, ys, target=target, batch_size=batch_size,
+                                 attack_kwargs={**attack_kwargs, key: 2 * base}, seed=seed)
+            pred, adv_scores = out.pred, out.scores
+            fooled2 = correct & (pred != ys.numpy())
+            if target is None:
+                before = float((correct & ~result.fooled[(method, eps, None)][:m]).mean())
+                after = float((correct & ~fooled2).mean())
+                what = "robust accuracy"
+            else:
+                before = float(result.broken[(method, eps, target)][:m].mean())
+                after = float((fooled2 & ~(adv_scores[target] > thresholds[target][fpr])).mean())
+                what = f"undetected-success vs {target}"
+            rows.append(_row("double-steps", abs(after - before) < TOLERANCE,
+                             f"{method} eps {eps:g}: {what} {before:.4f} with {base} {key}, {after:.4f} with "
+                             f"{2 * base} on {m} inputs"))
+    return rows
+
+
+def failed(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["passed"] is False]

@@ -1,0 +1,63 @@
+"""The per-input worst case over every attack of a run, and the security curve drawn from it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .metrics import wilson_interval
+from .outcomes import BenchmarkResult
+
+
+def eps0_floor(result: BenchmarkResult, score: str) -> float:
+    """The share of all N clean inputs already misclassified and not flagged by ``score``: what an
+    attacker gets with no perturbation at all. Attacks only count inputs classified correctly when
+    clean, so this adds to every undetected-success figure, and each must be read against it."""
+    flagged = result.clean_flagged.get(score)
+    if flagged is None or result.correct is None:
+        return float("nan")
+    return float((~result.correct & ~flagged).mean())
+
+
+def worst_case(result: BenchmarkResult) -> list[dict]:
+    """Per (eps, score): the share of all N inputs that *any* attack of the run broke (made
+    misclassified and unflagged): the union over attacks, per input, with a 95 % Wilson interval,
+    and beside it the eps-0 floor (:func:`eps0_floor`)."""
+    groups: dict[tuple, list] = {}
+    for (method, eps, score), broken in result.broken.items():
+        groups.setdefault((eps, score), []).append((method, broken))
+    out = []
+    for (eps, score), items in sorted(groups.items()):
+        union = np.logical_or.reduce([b for _, b in items])
+        n, k = len(union), int(union.sum())
+        lo, hi = wilson_interval(k, n)
+        out.append({"eps": eps, "score": score, "n": n, "undetected_success_rate": k / n, "ci_low": lo, "ci_high": hi,
+                    "eps0_floor": eps0_floor(result, score), "attacks": "+".join(m for m, _ in items)})
+    return out
+
+
+def security_curve(rows: list[dict], worst: list[dict]) -> list[dict]:
+    """Per score and eps (eps 0 = clean): the classifier's robust accuracy under the strongest
+    attack judged by that score (from ``rows``, detection.csv's rows) and the per-input worst-case
+    undetected-success (from ``worst``, worst_case.csv's rows)."""
+    lowest: dict[tuple, float] = {}
+    for r in rows:
+        key = (float(r["eps"]), r["score"])
+        lowest[key] = min(lowest.get(key, 1.0), float(r["robust_acc"]))
+    clean = float(rows[0]["clean_acc"]) if rows else float("nan")
+    out = [{"score": s, "eps": 0.0, "robust_acc": clean, "undetected_success_rate": 0.0}
+           for s in sorted({w["score"] for w in worst})]
+    out += [{"score": w["score"], "eps": float(w["eps"]), "robust_acc": lowest.get((float(w["eps"]), w["score"]), float("nan")),
+             "undetected_success_rate": float(w["undetected_success_rate"])} for w in worst]
+    return sorted(out, key=lambda r: (r["score"], r["eps"]))
+
+
+def per_input_rows(result: BenchmarkResult) -> list[dict]:
+    """One row per (input, eps): index, label, eps, and per ``method:score`` whether it broke the input."""
+    by_eps: dict[float, dict] = {}
+    for (method, eps, score), broken in result.broken.items():
+        by_eps.setdefault(eps, {})[f"{method}:{score}"] = broken
+    rows = []
+    for eps, columns in sorted(by_eps.items()):
+        for i, label in enumerate(result.labels):
+            rows.append({"index": i, "label": int(label), "eps": eps, **{k: int(v[i]) for k, v in columns.items()}})
+    return rows

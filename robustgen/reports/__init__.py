@@ -1,0 +1,1 @@
+"""Reports: tables, figures, and the markdown reports of `attack` and `reproduce`."""
