@@ -27,7 +27,7 @@ def add_results(path: str, entries: dict) -> None:
 
 def trial_optimizer(model, cfg):
     """Plain Adam at ``cfg.train.lr``, as the committed trials used (not the fused kernel of
-    ``robustgen.steps.make_optimizer``, so they reproduce); AdamW when the trial sets train.weight_decay."""
+    ``robustgen.training.steps.make_optimizer``, so they reproduce); AdamW when the trial sets train.weight_decay."""
     import torch
 
     wd = cfg.train.weight_decay

@@ -56,7 +56,7 @@ def test_attack_writes_the_report(smoke_runs, tmp_path, capsys):
 
     run = sorted(smoke_runs.iterdir())[0]
     out = tmp_path / "report"
-    args = ["attack", "--checkpoint", str(run), "--method", "pgd,adaptive-pgd", "--eps", "0.1,8/255", "--n", "40",
+    args = ["attack", "--checkpoint", str(run), "--n-val", "1000", "--method", "pgd,adaptive-pgd", "--eps", "0.1,8/255", "--n", "40",
             "--score", "recon,confidence,joint", "--steps", "3", "--search-steps", "1", "--out", str(out), "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -79,6 +79,7 @@ def test_attack_writes_the_report(smoke_runs, tmp_path, capsys):
     assert "## Per-input worst case" in (out / "detection.md").read_text()
     sanity = pd.read_csv(out / "sanity.csv")
     assert {"monotone-eps", "eps-1", "black-box-weaker", "double-steps"} <= set(sanity["check"])
+    assert json.loads((out / "benchmark.json").read_text())["n_val"] == 1000  # --n-val: thresholds on 1,000 images
     budget = json.loads((out / "benchmark.json").read_text())["budget"]
     assert budget["pgd"] == "3 steps of 0.01, random start" and "2 rounds" in budget["adaptive-pgd"]
     # the report is never overwritten
@@ -92,7 +93,7 @@ def test_attack_on_a_shipped_model_with_the_strong_attacks(tmp_path, capsys, mon
     import pandas as pd
 
     monkeypatch.chdir(tmp_path)
-    args = ["attack", "--checkpoint", "robust-mnist", "--method", "pgd,square,selective-pgd,guarded-apgd",
+    args = ["attack", "--checkpoint", "robust-mnist", "--n-val", "1000", "--method", "pgd,square,selective-pgd,guarded-apgd",
             "--eps", "0.3", "--n", "30", "--score", "recon,joint", "--steps", "5", "--queries", "50",
             "--targets", "untargeted", "--sanity-n", "10", "--quiet"]
     assert main(args) == 0
@@ -121,7 +122,7 @@ def test_attack_rejects_bad_arguments(tmp_path, capsys):
     assert main(["attack", "--checkpoint", "robust-mnist", "--steps", "0"]) == 2
     assert "argument --steps: must be at least 1" in capsys.readouterr().err
     assert main(["attack", "--checkpoint", "no-such-model"]) == 2
-    assert "neither a shipped model (fast-mnist, robust-mnist)" in capsys.readouterr().err
+    assert "neither a shipped model (fast-mnist, robust-fashion, robust-mnist)" in capsys.readouterr().err
 
 
 def test_reproduce_writes_figures_and_report(smoke_runs, tmp_path, capsys):
@@ -189,7 +190,7 @@ def test_eps_range_security_curve_compare_and_read_report(smoke_runs, tmp_path, 
     outs = []
     for name, method in (("a", "pgd"), ("b", "fgsm")):
         outs.append(tmp_path / name / "report")
-        assert main(["attack", "--checkpoint", str(run), "--method", method, "--eps", "0:0.2:0.1", "--n", "30",
+        assert main(["attack", "--checkpoint", str(run), "--n-val", "1000", "--method", method, "--eps", "0:0.2:0.1", "--n", "30",
                      "--score", "recon,confidence", "--steps", "3", "--sanity-n", "5", "--out", str(outs[-1]),
                      "--quiet"]) == 0
     report = robustgen.read_report(outs[0])

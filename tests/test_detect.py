@@ -21,7 +21,7 @@ def fitted(trained_model, val_x):
 
 
 def test_required_scores_registered():
-    assert {"recon", "recon-onehot", "margin", "confidence", "posterior", "joint", "joint-sum"} <= set(SCORES)
+    assert {"recon", "recon-onehot", "margin", "confidence", "posterior", "joint", "joint-sum", "mahalanobis"} <= set(SCORES)
 
 
 def test_fit_sets_threshold_at_fpr_on_the_fitting_data(fitted, val_x):
@@ -160,3 +160,20 @@ def test_cli_prints_a_tie_warning_as_one_line(capsys):
     show = _warning_printer("attack")
     show(ThresholdTieWarning("score 'margin': 96.0% ..."), ThresholdTieWarning, "x.py", 1)
     assert capsys.readouterr().err == "robustgen attack: warning: score 'margin': 96.0% ...\n"
+
+
+def test_mahalanobis_matches_a_hand_computation_and_has_gradients(trained_model, val_x):
+    fit_x, held = val_x[:-100], val_x[-100:]
+    det = ReconstructionDetector(trained_model, "mahalanobis").fit(fit_x, fpr=0.05)
+    with torch.no_grad():
+        f = trained_model.features(fit_x).double()
+        pred = trained_model(fit_x).argmax(1)
+    means = torch.stack([f[pred == k].mean(0) for k in range(10)])
+    centred = f - means[pred]
+    cov = centred.T @ centred / len(f)
+    prec = torch.linalg.inv(cov + 1e-6 * torch.trace(cov) / cov.shape[0] * torch.eye(cov.shape[0], dtype=cov.dtype))
+    q = torch.stack([((f[:5] - m) @ prec * (f[:5] - m)).sum(1) for m in means], 1).min(1).values
+    assert np.allclose(det.score(fit_x[:5]), q.numpy(), rtol=1e-3)
+    x = held[:4].clone().requires_grad_(True)
+    det.score_tensor(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # detector-aware attacks can follow it

@@ -27,7 +27,7 @@ def test_detect_scores_every_kind_of_file_and_reports_bad_ones(tmp_path, capsys)
     _files(tmp_path)
     out = tmp_path / "scores.csv"
     inputs = [str(tmp_path / n) for n in ("float.npy", "bytes.npy", "pack.npz", "t-idx3-ubyte", "pngs", "nope.npy")]
-    code = main(["detect", "--checkpoint", "fast-mnist", "--input", *inputs, "--out", str(out)])
+    code = main(["detect", "--checkpoint", "fast-mnist", "--n-val", "1000", "--input", *inputs, "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2  # some files could not be read ...
     assert "bytes.npy: 8-bit (uint8) images; pass --uint8" in err and "small.png: image is 20x20" in err
@@ -45,16 +45,16 @@ def test_detect_scores_every_kind_of_file_and_reports_bad_ones(tmp_path, capsys)
     assert (table[table["source"].str.endswith("float.npy")]["prediction"].to_numpy() == y[:10]).mean() >= 0.9
 
     out2 = tmp_path / "bytes.csv"
-    assert main(["detect", "--checkpoint", "fast-mnist", "--input", inputs[1], "--uint8", "--out", str(out2)]) == 0
+    assert main(["detect", "--checkpoint", "fast-mnist", "--n-val", "1000", "--input", inputs[1], "--uint8", "--out", str(out2)]) == 0
     assert len(pd.read_csv(out2)) == 5
-    assert main(["detect", "--checkpoint", "fast-mnist", "--input", inputs[1], "--uint8", "--out", str(out2)]) == 2
+    assert main(["detect", "--checkpoint", "fast-mnist", "--n-val", "1000", "--input", inputs[1], "--uint8", "--out", str(out2)]) == 2
     assert "already exists" in capsys.readouterr().err  # never overwritten
 
 
 def test_fail_on_flag_gates_a_pipeline(tmp_path):
     rng = np.random.RandomState(0)
     np.save(tmp_path / "noise.npy", rng.rand(8, 28, 28).astype(np.float32))  # nothing like a digit
-    args = ["detect", "--checkpoint", "fast-mnist", "--input", str(tmp_path / "noise.npy"), "--fail-on-flag"]
+    args = ["detect", "--checkpoint", "fast-mnist", "--n-val", "1000", "--input", str(tmp_path / "noise.npy"), "--fail-on-flag"]
     assert main(args + ["--out", str(tmp_path / "a.csv")]) == 1
     assert pd.read_csv(tmp_path / "a.csv")["flagged"].all()
     assert main(args[:-1] + ["--out", str(tmp_path / "b.csv")]) == 0  # without the flag: reported, not failed

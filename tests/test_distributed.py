@@ -57,7 +57,7 @@ def test_attack_results_do_not_depend_on_what_ran_before(mnist_small):
 
 
 def test_sharded_attack_report_equals_the_single_process_one(tmp_path):
-    args = ["attack", "--checkpoint", "fast-mnist", "--method", "pgd,adaptive-pgd", "--eps", "0.1,0.3", "-n", "60",
+    args = ["attack", "--checkpoint", "fast-mnist", "--n-val", "500", "--method", "pgd,adaptive-pgd", "--eps", "0.1,0.3", "-n", "60",
             "--batch-size", "16", "--steps", "3", "--step-size", "0.1", "--score", "recon,confidence", "--sanity-n", "20", "--quiet"]
     _run([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     _run([*args, "--out", str(tmp_path / "two")], 2, tmp_path)

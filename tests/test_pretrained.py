@@ -64,3 +64,17 @@ def test_export_round_trip_and_no_overwrite(trained_model, tmp_path):
         assert evaluate(loaded, x, y)["accuracy"] == record["test"]["accuracy_first_1000"]
     with pytest.raises(FileExistsError):
         export(run, "tiny", tmp_path / "out")
+
+
+def test_the_shipped_fashion_model_loads_with_its_shape_and_normalisation():
+    model = robustgen.load_model("robust-fashion")  # SHA-256 checked
+    manifest = read_manifest("robust-fashion")
+    assert model.input_shape == (1, 28, 28) and model.meta["dataset"]["name"] == "fashion-mnist"
+    assert manifest["normalisation"]["mean"] == pytest.approx([float(model.pixel_mean.flatten()[0])], abs=1e-3)
+    assert manifest["config"]["adversary"]["eps"] == 0.1
+    try:  # the accuracy check needs the Fashion-MNIST files (Debian's package or a data folder)
+        x, y = robustgen.load_dataset("fashion-mnist", "test", limit=1000)
+    except robustgen.data.DataError:
+        return  # CI has no Fashion-MNIST files: the weights, shape and normalisation were checked above
+    with torch.no_grad():
+        assert evaluate(model, x, y)["accuracy"] == manifest["test"]["accuracy_first_1000"]

@@ -23,22 +23,23 @@ def rgb_run(tmp_path_factory):
 def test_rgb_model_trains_and_evaluates(rgb_run, capsys):
     model = robustgen.load_model(rgb_run)
     assert model.input_shape == (3, 28, 28) and len(model.spec.mean) == 3
-    assert main(["eval", "--checkpoint", str(rgb_run)]) == 0
-    result = json.loads((rgb_run / "eval-test.json").read_text())
-    assert result["n"] == 10000 and result["accuracy"] > 0.5
+    assert main(["eval", "--checkpoint", str(rgb_run), "--split", "val"]) == 0
+    result = json.loads((rgb_run / "eval-val.json").read_text())
+    assert result["n"] == 5000 and result["accuracy"] > 0.5
 
 
 def test_rgb_attack_and_reproduce(rgb_run, tmp_path):
     out = tmp_path / "attack"
-    assert main(["attack", "--checkpoint", str(rgb_run), "--method", "pgd,adaptive-pgd", "--eps", "0.1", "--n", "30",
+    assert main(["attack", "--checkpoint", str(rgb_run), "--n-val", "500", "--method", "pgd,adaptive-pgd", "--eps", "0.1", "--n", "30",
                  "--steps", "3", "--search-steps", "1", "--score", "recon,confidence", "--sanity-n", "10",
                  "--out", str(out), "--quiet"]) == 0
     table = pd.read_csv(out / "detection.csv")
     assert len(table) == 2 + 2 and (table["n"] == 30).all()
     assert (out / "roc.png").is_file() and (out / "security_curve.png").is_file()
     rep = tmp_path / "reproduce"
-    assert main(["reproduce", "--checkpoint", str(rgb_run), "--n-queries", "50", "--k", "9", "--out", str(rep)]) == 0
-    for name in ("reconstruction.png", "interpolation.png", "style_transfer.png", "neighbours.png"):
+    assert main(["reproduce", "--checkpoint", str(rgb_run), "--experiments", "reconstruction,misclassified,interpolation",
+                 "--out", str(rep)]) == 0  # neighbours: covered on MNIST in test_cli
+    for name in ("reconstruction.png", "misclassified.png", "interpolation.png", "style_transfer.png"):
         assert (rep / name).is_file(), name
 
 
@@ -52,7 +53,7 @@ def test_rgb_detect_on_png_folder_skips_grey_files(rgb_run, tmp_path, capsys):
         Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / f"{i}.png")
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "grey.png")
     out = tmp_path / "scores.csv"
-    assert main(["detect", "--checkpoint", str(rgb_run), "--input", str(folder), "--out", str(out)]) == 2
+    assert main(["detect", "--checkpoint", str(rgb_run), "--n-val", "500", "--input", str(folder), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "grey.png: a greyscale image, the model expects 3 channels" in err
     rows = pd.read_csv(out)

@@ -66,7 +66,7 @@ def test_duplicates_are_refused(capsys, option, value):
 
 def test_an_odd_fpr_gets_its_own_column_and_keeps_the_standard_ones(run, tmp_path, capsys):
     out = tmp_path / "odd"
-    assert main(["attack", "--checkpoint", str(run), "--method", "pgd", "--eps", "0.1", "--n", "30", "--steps", "2",
+    assert main(["attack", "--checkpoint", str(run), "--n-val", "500", "--method", "pgd", "--eps", "0.1", "--n", "30", "--steps", "2",
                  "--score", "recon", "--fpr", "0.053", "--sanity-n", "0", "--out", str(out), "--quiet"]) == 0
     table = pd.read_csv(out / "detection.csv")
     assert {"tpr_at_fpr_1", "tpr_at_fpr_5", "tpr_at_fpr_10", "tpr_at_fpr"} <= set(table.columns)
@@ -155,7 +155,7 @@ def test_detect_skips_a_truncated_and_a_pickled_npz_and_scores_the_rest(capsys, 
     pickled = tmp_path / "objects.npz"
     np.savez(pickled, x=np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     out = tmp_path / "scores.csv"
-    code = main(["detect", "--checkpoint", "fast-mnist", "--input", str(truncated), str(pickled), str(good),
+    code = main(["detect", "--checkpoint", "fast-mnist", "--n-val", "500", "--input", str(truncated), str(pickled), str(good),
                  "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and len(pd.read_csv(out)) == 3  # the good file was scored; the exit code tells of the others

@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default)")
     p.add_argument("-n", "--n", type=at_least(1), default=10000, help="attack the first N test images (default: "
                    "10000; under torchrun write -n: torchrun takes --n for one of its own options)")
+    p.add_argument("--n-val", type=at_least(1), help="fit the thresholds on the first N clean validation images "
+                   "(default: all of them, 5,000 for MNIST; fewer make quick runs, with a noisier threshold)")
     p.add_argument("--fpr", type=fraction, default=0.05, help="false-positive rate for the detector threshold "
                    "(default: 0.05)")
     p.add_argument("--steps", type=at_least(1), help="iterations of every iterative attack (per search round of "
@@ -83,7 +85,7 @@ def run(args) -> int:
     out = new_output_folder(args.out, timestamped(model_home(args, model), "attacks", "-" + "+".join(methods))) \
         if main else None
     data = model.meta["config"]["data"]
-    x_val, _ = model_split(args, model, "val")
+    x_val, _ = model_split(args, model, "val", limit=args.n_val)
     x_test, y_test = model_split(args, model, "test", limit=args.n)
     seed_everything(args.seed)
     kwargs = {"steps": args.steps, "step_size": args.step_size, "queries": args.queries,

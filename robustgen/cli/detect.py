@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
                    help=".npy/.npz arrays, IDX image files, PNG/JPEG images or folders of them")
     p.add_argument("--out", required=True, help="CSV file to write (must not exist)")
     p.add_argument("--score", help="detector score (default: recon)")
+    p.add_argument("--n-val", type=at_least(1), help="fit the thresholds on the first N clean validation images "
+                   "(default: all of them, 5,000 for MNIST; fewer make quick runs, with a noisier threshold)")
     p.add_argument("--fpr", type=fraction, help="false-positive rate of the threshold (default 0.05)")
     p.add_argument("--detector", help="a detector saved with det.save() (it carries its model, score and threshold, "
                    "so --checkpoint, --score and --fpr cannot be given with it); default: fit one on the model's "
@@ -42,7 +44,7 @@ def run(args) -> int:
         raise ValueError(f"the folder of --out ({out.parent}) does not exist")
     device = resolve_device(args.device)
     if args.detector:
-        clash = [f"--{f}" for f in ("checkpoint", "score", "fpr") if getattr(args, f) is not None]
+        clash = [f"--{f.replace('_', '-')}" for f in ("checkpoint", "score", "fpr", "n_val") if getattr(args, f) is not None]
         if clash:
             raise ValueError(f"{', '.join(clash)} cannot be used with --detector: the saved detector fixes its model, "
                              "score and threshold")
@@ -53,7 +55,7 @@ def run(args) -> int:
 
         model = load_model(model_path(args), device)
         data = model.meta["config"]["data"]
-        x_val, _ = model_split(args, model, "val")
+        x_val, _ = model_split(args, model, "val", limit=args.n_val)
         fpr = 0.05 if args.fpr is None else args.fpr
         det = ReconstructionDetector(model, args.score or "recon", batch_size=args.batch_size).fit(x_val, fpr=fpr)
         fitted = f"fitted at FPR {fpr:g} on the {len(x_val)} validation images of {data['dataset']}"

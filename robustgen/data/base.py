@@ -52,6 +52,16 @@ def check_md5(path: Path, data: bytes, md5: str | None) -> None:
                         "not the official release — replace it with the original")
 
 
+def read_checked(path: Path, md5: str | None = None) -> bytes:
+    """The bytes of ``path``, checked against ``md5``; a :class:`DataError` naming the file otherwise."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e})") from None
+    check_md5(path, data, md5)
+    return data
+
+
 def missing_files_error(what: str, missing: list[str], folders: list[Path], download_error: Exception | None,
                         extra_hint: str = "") -> DataError:
     """The one error for a named dataset whose files are nowhere: where we looked and the ways to get them."""

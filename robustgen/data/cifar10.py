@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import DataError, DatasetInfo, check_md5, default_data_dir, missing_files_error, try_download
+from .base import DataError, DatasetInfo, default_data_dir, missing_files_error, read_checked, try_download
 
 INFO = DatasetInfo("cifar10", 10, ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                                     "truck"), channels=3, height=32, width=32)
@@ -44,11 +44,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def read_batch(path: Path, md5: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch as (uint8 images (N, 3, 32, 32), labels (N,)), checked thoroughly."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the file ({e})") from None
-    check_md5(path, data, md5)
+    data = read_checked(path, md5)
     try:
         batch = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except Exception as e:  # noqa: BLE001 - pickle raises many types for a corrupt or tampered file

@@ -7,12 +7,13 @@ for the digit 0, as the official release has it; labels come out as 0..9.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .base import DataError, DatasetInfo, check_md5, default_data_dir, missing_files_error, try_download
+from .base import DataError, DatasetInfo, default_data_dir, missing_files_error, read_checked, try_download
 
 INFO = DatasetInfo("svhn", 10, tuple(str(i) for i in range(10)), channels=3, height=32, width=32)
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
@@ -28,13 +29,9 @@ def read_mat(path: Path, md5: str | None = None) -> tuple[np.ndarray, np.ndarray
     """One SVHN ``.mat`` file as (uint8 images (N, 3, 32, 32), int64 labels 0..9)."""
     import scipy.io
 
+    data = read_checked(path, md5)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the file ({e})") from None
-    check_md5(path, data, md5)
-    try:
-        mat = scipy.io.loadmat(path, variable_names=["X", "y"])
+        mat = scipy.io.loadmat(io.BytesIO(data), variable_names=["X", "y"])
     except Exception as e:  # noqa: BLE001 - scipy raises many types for a corrupt file
         raise DataError(f"{path}: not a readable MATLAB file ({type(e).__name__}: {e})") from None
     if "X" not in mat or "y" not in mat:
