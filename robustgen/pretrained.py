@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, safe_load
+from .checkpoint import CheckpointError, atomic_save, load_checkpoint, model_from_checkpoint, safe_load
 from .model import StyleMemoryNet
 
 FORMAT = "robustgen-pretrained"
@@ -112,7 +112,6 @@ def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype:
     """Write ``NAME.pt`` and ``NAME.json`` for the run's checkpoint into ``out_dir``; return the
     manifest path. Refuses to overwrite existing files. The weights are evaluated from a temporary
     file first, and both files appear only when everything succeeded (each by an atomic rename)."""
-    from .checkpoint import atomic_save
     from .data import load_dataset
     from .inference import evaluate
 

@@ -62,9 +62,9 @@ def split_list(text: str, what: str) -> list[str]:
 
 
 # -- the model a command works on ------------------------------------------------------------------
-def add_model_args(p: argparse.ArgumentParser, checkpoint_default: bool = True) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="MODEL",
-                   help="a shipped model (fast-mnist, robust-mnist), a run folder or a checkpoint.pt "
+                   help="a shipped model (robustgen.list_pretrained()), a run folder or a checkpoint.pt "
                         "(default: the most recently trained run under --runs-dir)")
     p.add_argument("--runs-dir", default="runs", help="where runs live (default: ./runs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")

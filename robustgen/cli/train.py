@@ -28,16 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _toml(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(v)
-
-
 def run(args) -> int:
-    from ..training.config import load_config
+    from ..training.config import load_config, toml_value
     from ..training.train import train_run
 
     if args.resume:
@@ -56,7 +48,7 @@ def run(args) -> int:
                  "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed,
                  "train.device": args.device, "name": args.name, "runs_dir": args.runs_dir,
                  "data.download": True if args.download else None}
-        overrides = [f"{k}={_toml(v)}" for k, v in flags.items() if v is not None] + args.overrides
+        overrides = [f"{k}={toml_value(v)}" for k, v in flags.items() if v is not None] + args.overrides
         cfg = load_config(args.config or "fast-mnist", overrides)
         run_dir = train_run(cfg, progress=not args.quiet)  # under torchrun only rank 0 shows progress
     from ..distributed import shutdown

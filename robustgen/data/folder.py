@@ -21,7 +21,7 @@ import torch
 from .base import DataError, DatasetInfo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 def _classes(root: Path, part: str) -> list[str]:
@@ -81,7 +81,7 @@ def _layout(root: str) -> tuple[tuple[str, ...], int, int, int]:
             elif img.size != size:
                 raise DataError(f"{f}: image is {img.size[0]}x{img.size[1]} pixels, the others {size[0]}x{size[1]}; "
                                 "every image of a folder dataset must have one size")
-            grey = grey and img.mode in _GREY_MODES
+            grey = grey and img.mode in GREY_MODES
     return tuple(classes), 1 if grey else 3, size[1], size[0]
 
 
@@ -103,7 +103,7 @@ def raw(root: str, part: str):
             if img.size != (w, h):
                 raise DataError(f"{f}: image is {img.size[0]}x{img.size[1]} pixels, the dataset's are {w}x{h}")
             if c == 1:
-                if img.mode not in _GREY_MODES:
+                if img.mode not in GREY_MODES:
                     raise DataError(f"{f}: a colour image in a greyscale dataset (the training images are grey)")
                 out[i, 0] = np.asarray(img.convert("L"))
             else:

@@ -24,10 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .base import DataError
+from .folder import GREY_MODES, IMAGE_SUFFIXES
 from .idx import read_idx
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 @dataclass
@@ -46,17 +44,31 @@ def _describe(shape) -> str:
     return f"{c} channel{'s' if c > 1 else ''}, {h}x{w}"
 
 
-def _layout(path: Path, array: np.ndarray, shape) -> np.ndarray:
+def layout(found: tuple, shape) -> str:
+    """How images of array shape ``found`` map onto a model's (C, H, W): ``"nchw"`` as they are,
+    ``"nhwc"`` channels last (as ART users pass numpy), ``"nhw"`` one channel without its axis;
+    anything else is a ValueError naming both shapes. Shared by file inputs and the detector API."""
     c, h, w = shape
-    if array.ndim == 4 and array.shape[1:] == (c, h, w):
-        return array
-    if array.ndim == 4 and array.shape[1:] == (h, w, c):
-        return array.transpose(0, 3, 1, 2)
-    if array.ndim == 3 and c == 1 and array.shape[1:] == (h, w):
-        return array[:, None]
+    found = tuple(found)
+    if len(found) == 4 and found[1:] == (c, h, w):
+        return "nchw"
+    if len(found) == 4 and found[1:] == (h, w, c):
+        return "nhwc"
+    if len(found) == 3 and c == 1 and found[1:] == (h, w):
+        return "nhw"
     grey = f", (N, {h}, {w})" if c == 1 else ""
-    raise InputError(f"{path}: images must have shape (N, {c}, {h}, {w}) or (N, {h}, {w}, {c}){grey} for this model "
-                     f"({_describe(shape)}), found {array.shape}")
+    raise ValueError(f"images must have shape (N, {c}, {h}, {w}) or (N, {h}, {w}, {c}){grey} for this model "
+                     f"({_describe(shape)}), got {found}")
+
+
+def _layout(path: Path, array: np.ndarray, shape) -> np.ndarray:
+    try:
+        kind = layout(array.shape, shape)
+    except ValueError as e:
+        raise InputError(f"{path}: {e}") from None
+    if kind == "nhwc":
+        return array.transpose(0, 3, 1, 2)
+    return array[:, None] if kind == "nhw" else array
 
 
 def _check(path: Path, array: np.ndarray, uint8: bool, shape) -> np.ndarray:
@@ -106,7 +118,7 @@ def _read_image(path: Path, shape) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            grey = img.mode in _GREY_MODES
+            grey = img.mode in GREY_MODES
             size = img.size
             if (c == 1) != grey:
                 kind = "greyscale" if grey else "colour"

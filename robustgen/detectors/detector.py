@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
+from ..data.inputs import layout
 from ..model import StyleMemoryNet
 from .scores import SCORES, Score, make_score
 
@@ -33,16 +34,8 @@ class ThresholdTieWarning(UserWarning):
 def to_model_layout(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """(N, C, H, W) as is, (N, H, W, C) channels-last (as ART users pass numpy) permuted, (N, H, W)
     for a one-channel model given a channel axis; any other shape is a ValueError naming both."""
-    c, h, w = shape
-    if x.dim() == 4 and tuple(x.shape[1:]) == (c, h, w):
-        return x
-    if x.dim() == 4 and tuple(x.shape[1:]) == (h, w, c):
-        return x.permute(0, 3, 1, 2)
-    if x.dim() == 3 and c == 1 and tuple(x.shape[1:]) == (h, w):
-        return x.unsqueeze(1)
-    also = f", (N, {h}, {w})" if c == 1 else ""
-    raise ValueError(f"images must have shape (N, {c}, {h}, {w}) or (N, {h}, {w}, {c}){also} for this model "
-                     f"({c} channel{'s' if c > 1 else ''}, {h}x{w}), got {tuple(x.shape)}")
+    kind = layout(x.shape, shape)
+    return x if kind == "nchw" else x.permute(0, 3, 1, 2) if kind == "nhwc" else x.unsqueeze(1)
 
 
 def as_images(x, model: StyleMemoryNet, device: torch.device | None = None) -> torch.Tensor:

@@ -289,20 +289,22 @@ def validate(cfg: Config) -> None:
             raise ConfigError(message)
 
 
+def toml_value(v) -> str:
+    """One value as TOML: booleans, quoted and escaped strings, lists, numbers."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
 def to_toml(cfg: Config) -> str:
     """Serialise a Config as TOML (None values are left out, so defaults apply on reload)."""
-    def fmt(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(fmt(x) for x in v) + "]"
-        return repr(v)
-
     d = cfg.to_dict()
-    lines = [f"{k} = {fmt(v)}" for k, v in d.items() if not isinstance(v, dict) and v is not None]
+    lines = [f"{k} = {toml_value(v)}" for k, v in d.items() if not isinstance(v, dict) and v is not None]
     for section, table in d.items():
         if isinstance(table, dict):
-            lines += ["", f"[{section}]"] + [f"{k} = {fmt(v)}" for k, v in table.items() if v is not None]
+            lines += ["", f"[{section}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]
     return "\n".join(lines) + "\n"
