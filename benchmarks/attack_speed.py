@@ -49,7 +49,7 @@ def main() -> None:
     model = robustgen.load_model(args.checkpoint or latest_run(), device)
     x, y = robustgen.load_dataset("mnist", "test", limit=args.n)
     x_val, _ = robustgen.load_dataset("mnist", "val", limit=2000)
-    det = robustgen.ReconstructionDetector(model, args.score).fit(x_val)
+    det = robustgen.make_detector(model, args.score).fit(x_val)
     xd, yd = x.to(device), y.to(device)
 
     def direct():

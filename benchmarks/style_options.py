@@ -44,7 +44,7 @@ def detection(model, x_fit, x, y, eps: float = 0.1) -> dict:
         drift = (model.encode(x_adv)[1] - model.encode(x)[1]).norm(dim=1).numpy()
     out = {f"pgd20_success_eps{eps:g}": float(success.mean()), "style_drift_successful": float(drift[success].mean())}
     for name in SCORES:
-        det = robustgen.ReconstructionDetector(model, name).fit(x_fit, fpr=0.05)
+        det = robustgen.make_detector(model, name).fit(x_fit, fpr=0.05)
         clean, adv = det.score(x)[correct], det.score(x_adv)[success]
         out[f"{name}_auroc"] = auroc(clean, adv)
         out[f"{name}_tpr5"] = float((adv > det.threshold).mean())

@@ -2,7 +2,14 @@
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import dataset_info, list_datasets, load_dataset, read_idx
-from .detectors.detector import ReconstructionDetector
+from .detectors.detector import (
+    ConfidenceDetector,
+    Detector,
+    MagnetDetector,
+    MahalanobisDetector,
+    ReconstructionDetector,
+    make_detector,
+)
 from .detectors.guarded import GuardedClassifier
 from .evaluation.compare import read_report
 from .inference import evaluate
@@ -14,7 +21,8 @@ from .training.train import fit, train_run
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "GuardedClassifier", "ModelSpec", "ReconstructionDetector", "StyleMemoryNet", "dataset_info", "evaluate",
-    "fit", "list_datasets", "list_pretrained", "load_checkpoint", "load_config", "load_dataset", "load_model", "read_idx",
+    "ConfidenceDetector", "Config", "Detector", "GuardedClassifier", "MagnetDetector", "MahalanobisDetector",
+    "ModelSpec", "ReconstructionDetector", "StyleMemoryNet", "dataset_info", "evaluate", "fit", "list_datasets",
+    "list_pretrained", "load_checkpoint", "load_config", "load_dataset", "load_model", "make_detector", "read_idx",
     "read_report", "recon_error", "save_checkpoint", "train_run",
 ]

@@ -42,7 +42,12 @@ def encode_dataset(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batc
         probs = logits.softmax(dim=1)
         parts["probs"].append(probs.cpu())
         parts["style"].append(style.cpu())
-        parts["err_pred"].append(recon_error(xb, model.decode(probs, style)).cpu())
+        err = recon_error(xb, model.decode(model.class_vector(logits, "softmax"), style)).cpu()
+        parts["err_pred"].append(err)
+        if model.label_free:  # an autoencoder has no label to decode under: one error
+            parts["err_pred_onehot"].append(err)
+            parts["err_true"].append(err)
+            continue
         onehot_pred = F.one_hot(probs.argmax(dim=1), model.num_classes).float()
         parts["err_pred_onehot"].append(recon_error(xb, model.decode(onehot_pred, style)).cpu())
         parts["err_true"].append(recon_error(xb, model.decode(F.one_hot(yb, model.num_classes).float(), style)).cpu())

@@ -5,6 +5,8 @@ FC 256 -> FC 128, all ReLU, then a top layer of ``num_classes`` softmax units pl
 logistic "style memory" units. Encoder ``conv4``, for harder data: two convolutions at each of the
 two resolutions (the second one strided), in the spirit of TRADES' SmallCNN. The decoder mirrors
 the encoder and rebuilds the image, every channel in [0, 1], from (class vector, style).
+With ``label_free`` the same network is a plain autoencoder of matched size (MagNet's detector, Meng
+& Chen 2017): the top layer's ``num_classes + style_dim`` units are one logistic code, no label.
 
 Contracts (DESIGN.md): inputs are float tensors in [0, 1] of shape (N, C, H, W); ``model(x)``
 returns raw logits (N, classes) so that torchattacks/ART can use it as a plain classifier; softmax
@@ -40,6 +42,8 @@ class ModelSpec:
     encoder: str = "paper"  # paper | conv4
     critic_hidden: int = -1  # training-only class critic on the style: -1 none, 0 linear, >0 MLP width
     separate_style: bool = False  # style units on their own encoder branch instead of the shared top layer
+    label_free: bool = False  # a class-agnostic autoencoder (MagNet's detector): all top units are one logistic code
+
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
@@ -47,6 +51,8 @@ class ModelSpec:
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
             raise ValueError(f"mean and std need one value per input channel ({self.in_channels}), got "
                              f"{len(self.mean)} and {len(self.std)}")
+        if self.label_free and (self.separate_style or self.critic_hidden >= 0):
+            raise ValueError("a label-free autoencoder has one code: no separate style branch and no class critic")
         if self.height < 4 or self.width < 4:
             raise ValueError(f"images must be at least 4x4 pixels (two stride-2 stages), got {self.height}x{self.width}")
 
@@ -132,6 +138,10 @@ class StyleMemoryNet(nn.Module):
             # Batch-normalised style logits: without it Adam drives this branch, which only the
             # decoder's small gradient trains, into a saturated constant style within ~20 steps.
             self.sty_norm = nn.BatchNorm1d(spec.style_dim)
+        if spec.label_free:
+            # The same for an autoencoder's code: with no cross-entropy to keep the encoder's units
+            # alive, a plain top layer collapses to one constant code (the mean image) within an epoch.
+            self.code_norm = nn.BatchNorm1d(top)
 
         self.dec_fc1 = nn.Linear(top, h2)
         self.dec_fc2 = nn.Linear(h2, h1)
@@ -168,6 +178,11 @@ class StyleMemoryNet(nn.Module):
     def input_shape(self) -> tuple[int, int, int]:
         return self.spec.input_shape
 
+    @property
+    def label_free(self) -> bool:
+        """True for a class-agnostic autoencoder: ``model(x)`` is then its code, not class logits."""
+        return self.spec.label_free
+
     # -- encoder -------------------------------------------------------------------------------
     def features(self, x: torch.Tensor, branch: str = "enc") -> torch.Tensor:
         """Penultimate (FC 128) activations, shape (N, hidden[1]), of the shared encoder (``enc``) or
@@ -179,11 +194,17 @@ class StyleMemoryNet(nn.Module):
         h = F.relu(getattr(self, f"{branch}_fc1")(h))
         return F.relu(getattr(self, f"{branch}_fc2")(h))
 
+    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, classes) from the shared encoder's penultimate ``features`` (N, hidden[1])."""
+        return self.enc_top(features)[:, :self.num_classes]
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (logits (N, classes), style (N, D) in (0, 1))."""
         if self.spec.separate_style:
             return self.enc_top(self.features(x)), torch.sigmoid(self.sty_norm(self.sty_top(self.features(x, "sty"))))
         top = self.enc_top(self.features(x))
+        if self.label_free:
+            top = self.code_norm(top)
         logits, style_pre = top.split([self.num_classes, self.style_dim], dim=1)
         return logits, torch.sigmoid(style_pre)
 
@@ -220,7 +241,12 @@ class StyleMemoryNet(nn.Module):
         return self.decode(self.class_vector(logits, mode), style)
 
     def class_vector(self, logits: torch.Tensor, mode: str | torch.Tensor) -> torch.Tensor:
-        """The decoder's class input for ``logits`` under ``mode`` (see :meth:`reconstruct`)."""
+        """The decoder's class input for ``logits`` under ``mode`` (see :meth:`reconstruct`); for a
+        label-free autoencoder, its logistic code whatever the mode."""
+        if self.label_free:
+            if isinstance(mode, torch.Tensor):
+                raise ValueError("a label-free autoencoder cannot decode under given labels")
+            return torch.sigmoid(logits)
         if isinstance(mode, torch.Tensor):
             labels = mode.to(device=logits.device, dtype=torch.long)
             if labels.shape != logits.shape[:1]:
@@ -257,6 +283,13 @@ def check_class_count(model: StyleMemoryNet, y: torch.Tensor, dataset: str) -> N
     if y.numel() and int(y.max()) >= model.num_classes:
         raise ValueError(f"{dataset} has labels up to {int(y.max())} but the checkpoint has "
                          f"{model.num_classes} classes; use a checkpoint trained on this dataset")
+
+
+def check_classifier(model: StyleMemoryNet, what: str = "the checkpoint") -> None:
+    """Fail clearly when a label-free autoencoder is given where a classifier is needed."""
+    if model.label_free:
+        raise ValueError(f"{what} is a label-free autoencoder (MagNet's detector), not a classifier; "
+                         "pass it as the autoencoder of the magnet scores")
 
 
 def check_input_shape(model: StyleMemoryNet, shape, what: str = "the data") -> None:

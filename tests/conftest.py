@@ -36,6 +36,18 @@ def tiny_config(**train):
 
 
 @pytest.fixture(scope="session")
+def trained_autoencoder(mnist_small):
+    """A label-free autoencoder of the same size (the magnet scores' network), trained like
+    ``trained_model``: 8 epochs on the same 4,000 MNIST images, reconstruction loss only."""
+    torch.manual_seed(0)
+    cfg = load_config("smoke", ["train.epochs=8", "train.lr=2e-3", "train.alpha=1.0", "model.label_free=true"])
+    model = build_model(cfg, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.history = fit(model, opt, cfg, *mnist_small)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
 def trained_model(mnist_small):
     """A small style-memory net trained for 8 epochs on 4,000 MNIST images (about 8 s): good
     enough for its reconstruction error to catch most oblivious PGD examples at eps 0.3."""

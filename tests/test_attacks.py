@@ -83,7 +83,7 @@ def test_adaptive_pgd_evades_at_least_as_often_as_pgd(trained_model, mnist_small
 
 @pytest.mark.parametrize("name", ["adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"])
 def test_detector_aware_attacks_need_a_fitted_detector(trained_model, name):
-    with pytest.raises(ValueError, match="fitted ReconstructionDetector"):
+    with pytest.raises(ValueError, match="fitted Detector"):
         make_attack(name, trained_model, 0.3)
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,8 @@ def test_worst_case_is_the_union_over_attacks_per_input():
     assert w["attacks"] == "pgd+orthogonal-pgd"
     assert (w["ci_low"], w["ci_high"]) == pytest.approx(wilson_interval(4, 8))
     assert rows[(0.1, "recon")]["undetected_success_rate"] == 0.0
+    assert w["oblivious_rate"] == 0.25 and w["adaptive_rate"] == 0.375  # pgd alone, orthogonal-pgd alone
+    assert np.isnan(rows[(0.1, "recon")]["adaptive_rate"])  # no detector-aware attack at eps 0.1
 
 
 def test_per_input_rows_make_the_union_checkable():
@@ -62,3 +66,24 @@ def test_square_stronger_than_white_box_fails_the_check():
     r = _fooled(_result(), {("pgd", 0.3, None): [1, 1, 0, 0, 0, 0, 0, 0], ("square", 0.3, None): [1, 0, 0, 0, 0, 0, 0, 0]})
     assert _square_vs_white_box(r, [0.3])[0]["passed"] is True
     assert _square_vs_white_box(_fooled(_result(), {("pgd", 0.3, None): [0] * 8}), [0.3])[0]["passed"] == "n/a"
+
+
+def test_score_table_splits_the_worst_case_by_attack_kind():
+    """On a committed report: the union over both kinds is worst_case.csv's figure, and each kind's
+    union lies between the largest single attack of that kind and the total."""
+    import pandas as pd
+
+    from robustgen.evaluation.compare import score_table
+
+    folder = Path(__file__).parent.parent / "reports" / "fast-mnist" / "attack-strong"
+    rows = {(r["eps"], r["score"]): r for r in score_table([folder])}
+    worst = pd.read_csv(folder / "worst_case.csv")
+    detection = pd.read_csv(folder / "detection.csv")
+    assert len(rows) == len(worst) == 9
+    for w in worst.to_dict("records"):
+        r = rows[(w["eps"], w["score"])]
+        assert r["worst_case"] == pytest.approx(w["undetected_success_rate"])
+        assert max(r["oblivious"], r["detector_aware"]) <= r["worst_case"] <= r["oblivious"] + r["detector_aware"]
+        d = detection[(detection.eps == w["eps"]) & (detection.score == w["score"])]
+        for kind, column in (("oblivious", "oblivious"), ("adaptive", "detector_aware")):
+            assert d[d.attack_kind == kind]["undetected_success_rate"].max() <= r[column] + 1e-9

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from robustgen import ReconstructionDetector
+from robustgen import ReconstructionDetector, make_detector
 from robustgen.cli import _warning_printer
 from robustgen.detectors.detector import ThresholdTieWarning
-from robustgen.detectors.scores import SCORES, Posterior, Score
+from robustgen.detectors.registry import AUTOENCODER_SCORES, SCORES
+from robustgen.detectors.scores import Posterior, Score
 
 
 @pytest.fixture(scope="module")
@@ -16,12 +17,14 @@ def val_x(mnist_small):
 
 
 @pytest.fixture(scope="module")
-def fitted(trained_model, val_x):
-    return {name: ReconstructionDetector(trained_model, name).fit(val_x, fpr=0.05) for name in SCORES}
+def fitted(trained_model, trained_autoencoder, val_x):
+    return {name: make_detector(trained_model, name, autoencoder=trained_autoencoder if name in AUTOENCODER_SCORES
+                                else None).fit(val_x, fpr=0.05) for name in SCORES}
 
 
 def test_required_scores_registered():
-    assert {"recon", "recon-onehot", "margin", "confidence", "posterior", "joint", "joint-sum", "mahalanobis"} <= set(SCORES)
+    assert {"recon", "recon-onehot", "margin", "confidence", "posterior", "joint", "joint-sum", "mahalanobis",
+            "magnet", "magnet-jsd"} <= set(SCORES)
 
 
 def test_fit_sets_threshold_at_fpr_on_the_fitting_data(fitted, val_x):
@@ -164,7 +167,7 @@ def test_cli_prints_a_tie_warning_as_one_line(capsys):
 
 def test_mahalanobis_matches_a_hand_computation_and_has_gradients(trained_model, val_x):
     fit_x, held = val_x[:-100], val_x[-100:]
-    det = ReconstructionDetector(trained_model, "mahalanobis").fit(fit_x, fpr=0.05)
+    det = make_detector(trained_model, "mahalanobis").fit(fit_x, fpr=0.05)
     with torch.no_grad():
         f = trained_model.features(fit_x).double()
         pred = trained_model(fit_x).argmax(1)

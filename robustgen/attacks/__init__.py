@@ -96,7 +96,7 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
     if targets not in ("all", "untargeted"):
         raise ValueError(f"targets must be 'all' or 'untargeted', got {targets!r}")
     if adaptive and (detector is None or detector.threshold is None):
-        raise ValueError(f"{name} attacks a detector: pass a fitted ReconstructionDetector")
+        raise ValueError(f"{name} attacks a detector: pass a fitted Detector")
     return module.build(model, eps, steps=steps, step_size=step_size, random_start=random_start, detector=detector,
                         search_steps=search_steps, targets=targets, queries=queries)
 

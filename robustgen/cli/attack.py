@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 
 from .common import (
+    add_autoencoder_arg,
     add_model_args,
     any_int,
     at_least,
     fraction,
+    load_autoencoder,
+    load_classifier,
     model_home,
-    model_path,
     model_split,
     new_output_folder,
     positive_float,
@@ -26,12 +28,14 @@ SUMMARY_COLUMNS = ["method", "eps", "score", "robust_acc", "auroc_successful", "
 def add_parser(sub) -> None:
     p = sub.add_parser("attack", help=HELP)
     add_model_args(p)
+    add_autoencoder_arg(p)
     p.add_argument("--method", default="pgd", help="comma-separated attacks: fgsm, bim, pgd, apgd, autoattack, square "
                    "(oblivious); adaptive-pgd, selective-pgd, orthogonal-pgd, guarded-apgd (detector-aware); "
                    "'strong' for all but fgsm and bim (default: pgd)")
     p.add_argument("--eps", default="0.1,0.2,0.3", help="comma-separated L-inf budgets in [0,1] units; "
                    "'8/255' style and inclusive ranges start:stop:step ('0:0.4:0.05') accepted (default: 0.1,0.2,0.3)")
-    p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default)")
+    p.add_argument("--score", default="all", help="comma-separated detector scores, or 'all' (default; the magnet "
+                   "scores only with --autoencoder)")
     p.add_argument("-n", "--n", type=at_least(1), default=10000, help="attack the first N test images (default: "
                    "10000; under torchrun write -n: torchrun takes --n for one of its own options)")
     p.add_argument("--n-val", type=at_least(1), help="fit the thresholds on the first N clean validation images "
@@ -58,12 +62,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..attacks import ATTACKS, is_adaptive, parse_eps_list
-    from ..detectors.scores import SCORES
+    from ..detectors.registry import AUTOENCODER_SCORES, SCORES
     from ..distributed import init_from_env, is_main, shutdown, world
     from ..evaluation.benchmark import run_benchmark
     from ..evaluation.sanity import failed
     from ..evaluation.worst_case import worst_case
-    from ..pretrained import load_model
     from ..reports.detection import write_detection_report
     from ..reports.tables import markdown_table
     from ..runs import resolve_device, seed_everything
@@ -73,7 +76,10 @@ def run(args) -> int:
         if m not in ATTACKS:
             raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)} or 'strong'")
     eps_list = parse_eps_list(args.eps)
-    scores = list(SCORES) if args.score == "all" else split_list(args.score, "score")
+    if args.score == "all":
+        scores = [s for s in SCORES if args.autoencoder or s not in AUTOENCODER_SCORES]
+    else:
+        scores = split_list(args.score, "score")
     for s in scores:
         if s not in SCORES:
             raise ValueError(f"unknown detector score {s!r}; use one of {', '.join(SCORES)} or 'all'")
@@ -81,7 +87,8 @@ def run(args) -> int:
     main = is_main()
     if not main:
         args.quiet = True
-    model = load_model(model_path(args), device)
+    model = load_classifier(args, device)
+    autoencoder = load_autoencoder(args, model, scores, device)
     out = new_output_folder(args.out, timestamped(model_home(args, model), "attacks", "-" + "+".join(methods))) \
         if main else None
     data = model.meta["config"]["data"]
@@ -107,7 +114,8 @@ def run(args) -> int:
 
     result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
                            fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
-                           on_attack=progress if bar else None, on_stage=stage if bar else None, seed=args.seed)
+                           on_attack=progress if bar else None, on_stage=stage if bar else None, seed=args.seed,
+                           autoencoder=autoencoder)
     if bar:
         bar.close()
     processes = world()[1]
@@ -115,6 +123,7 @@ def run(args) -> int:
     if not main:
         return 0
     meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "n": len(x_test),
+            "autoencoder": str(autoencoder.meta["path"]) if autoencoder is not None else None,
             "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
             "seed": args.seed, "device": str(device), "processes": processes, "sanity_n": args.sanity_n,
             "budget": result.budgets, **kwargs}

@@ -71,6 +71,38 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with dataset files; default $ROBUSTGEN_DATA or ./data")
 
 
+def add_autoencoder_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--autoencoder", metavar="MODEL", help="the label-free autoencoder of the magnet scores: a run "
+                   "folder or checkpoint of `robustgen train --config mnist-ae` (or fashion-ae) on the model's dataset")
+
+
+def load_classifier(args, device):
+    """The classifier named by --checkpoint (a label-free autoencoder is refused)."""
+    from ..model import check_classifier
+    from ..pretrained import load_model
+
+    model = load_model(model_path(args), device)
+    check_classifier(model, f"--checkpoint {model_path(args)}")
+    return model
+
+
+def load_autoencoder(args, model, scores: list[str], device):
+    """The --autoencoder the magnet scores among ``scores`` need (None when none is asked for)."""
+    from ..detectors.baselines import check_autoencoder
+    from ..detectors.registry import AUTOENCODER_SCORES
+    from ..pretrained import load_model
+
+    wanted = [s for s in scores if s in AUTOENCODER_SCORES]
+    if not args.autoencoder:
+        if wanted:
+            raise ValueError(f"--score {','.join(wanted)} needs --autoencoder (train one with robustgen train "
+                             "--config mnist-ae, or fashion-ae)")
+        return None
+    if not wanted:
+        raise ValueError(f"--autoencoder is used only by the scores {', '.join(AUTOENCODER_SCORES)}; none was asked for")
+    return check_autoencoder(load_model(args.autoencoder, device), model)
+
+
 def model_path(args) -> str | Path:
     from ..runs import latest_run
 

@@ -16,20 +16,27 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation.compare import compare_reports
+    from ..evaluation.compare import compare_reports, score_table
     from ..reports.figures import plot_compare
     from ..reports.tables import markdown_table, write_csv
 
     out = new_output_folder(args.out, timestamped(Path("runs"), "compare"))
     rows, curves = compare_reports(args.reports)
+    by_score = score_table(args.reports)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows)
     sources = "\n".join(f"- `{r}`" for r in args.reports)
-    (out / "compare.md").write_text(f"# Reports side by side\n\n{sources}\n\nPer eps and score: the classifier's robust "
-                                    "accuracy under the strongest attack of each report, and the per-input worst-case "
-                                    f"undetected-success (any attack of the report).\n\n{table}")
+    (out / "compare.md").write_text(
+        f"# Reports side by side\n\n{sources}\n\nPer eps and score: the classifier's robust accuracy under the "
+        f"strongest attack of each report, and the per-input worst-case undetected-success (any attack of the "
+        f"report).\n\n{table}\n\n## Oblivious and detector-aware attacks, per score\n\nPer report, eps and score: the "
+        "share of all N inputs made misclassified and unflagged by any attack that ignores the detector "
+        "(`oblivious`), by any that knows it (`detector_aware`) and by any at all (`worst_case`, with its 95 % "
+        "Wilson interval), beside the eps-0 floor (clean inputs already misclassified and not flagged).\n\n"
+        f"{markdown_table(by_score, digits=4)}\n")
     write_csv(out / "compare.csv", rows)
+    write_csv(out / "scores.csv", by_score)
     plot_compare(curves, out / "compare.png")
     print(table)
-    print(f"written to {out} (compare.md, compare.csv, compare.png)")
+    print(f"written to {out} (compare.md, compare.csv, scores.csv, compare.png)")
     return 0

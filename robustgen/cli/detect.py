@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import add_model_args, at_least, fraction, model_path, model_split
+from .common import add_autoencoder_arg, add_model_args, at_least, fraction, load_autoencoder, load_classifier, model_split
 
 HELP = "score image files with a detector; one CSV row per image"
 EXIT_USAGE = 2
@@ -14,6 +14,7 @@ EXIT_USAGE = 2
 def add_parser(sub) -> None:
     p = sub.add_parser("detect", help=HELP)
     add_model_args(p)
+    add_autoencoder_arg(p)
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help=".npy/.npz arrays, IDX image files, PNG/JPEG images or folders of them")
     p.add_argument("--out", required=True, help="CSV file to write (must not exist)")
@@ -33,7 +34,7 @@ def run(args) -> int:
     import numpy as np
 
     from ..data.inputs import read_inputs
-    from ..detectors.detector import ReconstructionDetector
+    from ..detectors.detector import Detector, make_detector
     from ..reports.tables import write_csv
     from ..runs import resolve_device
 
@@ -44,20 +45,21 @@ def run(args) -> int:
         raise ValueError(f"the folder of --out ({out.parent}) does not exist")
     device = resolve_device(args.device)
     if args.detector:
-        clash = [f"--{f.replace('_', '-')}" for f in ("checkpoint", "score", "fpr", "n_val") if getattr(args, f) is not None]
+        fixed = ("checkpoint", "score", "fpr", "n_val", "autoencoder")
+        clash = [f"--{f.replace('_', '-')}" for f in fixed if getattr(args, f) is not None]
         if clash:
             raise ValueError(f"{', '.join(clash)} cannot be used with --detector: the saved detector fixes its model, "
                              "score and threshold")
-        det = ReconstructionDetector.load(args.detector, device)
+        det = Detector.load(args.detector, device)
         fitted = f"loaded from {args.detector}"
     else:
-        from ..pretrained import load_model
-
-        model = load_model(model_path(args), device)
+        model = load_classifier(args, device)
+        score = args.score or "recon"
+        autoencoder = load_autoencoder(args, model, [score], device)
         data = model.meta["config"]["data"]
         x_val, _ = model_split(args, model, "val", limit=args.n_val)
         fpr = 0.05 if args.fpr is None else args.fpr
-        det = ReconstructionDetector(model, args.score or "recon", batch_size=args.batch_size).fit(x_val, fpr=fpr)
+        det = make_detector(model, score, args.batch_size, autoencoder).fit(x_val, fpr=fpr)
         fitted = f"fitted at FPR {fpr:g} on the {len(x_val)} validation images of {data['dataset']}"
     batches, errors = read_inputs(args.input, uint8=args.uint8, shape=det.model.input_shape)
     for message in errors:

@@ -39,11 +39,15 @@ def run(args) -> int:
         result = evaluate(model, x, y)
     result = {"checkpoint": model.meta["path"], "dataset": data["dataset"], "split": args.split,
               "epoch": model.meta["epoch"], **result}
-    rows = [{"metric": "accuracy", "value": result["accuracy"]},
-            {"metric": "recon error, predicted softmax (L2)", "value": result["recon_pred_softmax"]},
-            {"metric": "recon error, predicted one-hot label (L2)", "value": result["recon_pred_onehot"]},
-            {"metric": "recon error, true label (L2)", "value": result["recon_true"]}]
-    if args.split == "test":  # what the style memory holds: the probe is fitted on validation styles
+    if model.label_free:  # an autoencoder: its reconstruction error is all there is to report
+        result = {k: v for k, v in result.items() if k not in ("accuracy", "recon_pred_onehot", "recon_true")}
+        rows = [{"metric": "recon error of the label-free autoencoder (L2)", "value": result["recon_pred_softmax"]}]
+    else:
+        rows = [{"metric": "accuracy", "value": result["accuracy"]},
+                {"metric": "recon error, predicted softmax (L2)", "value": result["recon_pred_softmax"]},
+                {"metric": "recon error, predicted one-hot label (L2)", "value": result["recon_pred_onehot"]},
+                {"metric": "recon error, true label (L2)", "value": result["recon_true"]}]
+    if args.split == "test" and not model.label_free:  # what the style memory holds: the probe is fitted on validation styles
         from ..evaluation.style_measures import style_measures
 
         x_val, y_val = model_split(args, model, "val")

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .common import add_model_args, any_int, at_least, model_home, model_path, model_split, new_output_folder, split_list, timestamped
+from .common import (
+    add_model_args,
+    any_int,
+    at_least,
+    load_classifier,
+    model_home,
+    model_split,
+    new_output_folder,
+    split_list,
+    timestamped,
+)
 
 HELP = "the paper's experiments: figures and a markdown report"
 
@@ -28,7 +38,6 @@ def _recipe(cfg: dict) -> str:
 
 def run(args) -> int:
     from ..evaluation.experiments import EXPERIMENTS, run_experiments
-    from ..pretrained import load_model
     from ..reports.reproduce import write_reproduce_report
     from ..runs import resolve_device
 
@@ -37,7 +46,7 @@ def run(args) -> int:
         if name not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {name!r}; use one of {', '.join(EXPERIMENTS)} or 'all'")
     device = resolve_device(args.device)
-    model = load_model(model_path(args), device)
+    model = load_classifier(args, device)
     out = new_output_folder(args.out, timestamped(model_home(args, model), "reproduce"))
     data = model.meta["config"]["data"]
     x, y = model_split(args, model, "test")

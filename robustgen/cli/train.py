@@ -58,7 +58,11 @@ def run(args) -> int:
         return 0
     from ..checkpoint import load_checkpoint
 
-    extra = load_checkpoint(run_dir)["extra"]
-    print(f"validation accuracy {extra['val_accuracy']:.4f}")
+    ckpt = load_checkpoint(run_dir)
+    extra = ckpt["extra"]
+    if ckpt["config"]["model"].get("label_free"):
+        print(f"validation reconstruction error {extra['val_recon']:.4f} (L2, label-free autoencoder)")
+    else:
+        print(f"validation accuracy {extra['val_accuracy']:.4f}")
     print(f"run folder: {run_dir}")
     return 0

@@ -1,10 +1,15 @@
-"""The adversarial-input detector, in the shape of ART's detector API.
+"""The adversarial-input detectors, in the shape of ART's detector API.
 
-    det = ReconstructionDetector(model, score="recon")
+    det = ReconstructionDetector(model, score="recon")     # the paper's: label-conditioned reconstruction
     det.fit(x_val_clean, fpr=0.05)          # threshold from clean data at the requested FPR
     scores = det.score(x)                   # numpy (N,), higher = more suspicious
     report, is_adv = det.detect(x)          # report: scores, threshold, predictions, confidences
-    det.save("detector.pt"); det = ReconstructionDetector.load("detector.pt")
+    det.save("detector.pt"); det = Detector.load("detector.pt")
+
+One class, :class:`Detector`, thresholds any score; the subclasses name what they are:
+``ReconstructionDetector`` (the style-memory decoder's scores), ``ConfidenceDetector`` (the
+classifier alone), ``MahalanobisDetector`` (features, no decoder) and ``MagnetDetector`` (a
+class-agnostic autoencoder, no label). ``make_detector(model, score)`` picks the class for a score.
 
 Inputs: torch tensors or numpy arrays of the model's shape, (N, C, H, W), or (N, H, W, C) and for
 one-channel models (N, H, W), as ART users pass them; float, in [0, 1].
@@ -22,7 +27,9 @@ import torch
 from .. import checkpoint as ckpt_io
 from ..data.inputs import layout
 from ..model import StyleMemoryNet
-from .scores import SCORES, Score, make_score
+from .baselines import check_autoencoder
+from .registry import SCORES, check_score_name, make_score
+from .scores import Score
 
 DETECTOR_FORMAT = "robustgen-detector"
 
@@ -82,22 +89,35 @@ def threshold_at_fpr(clean_scores: np.ndarray, fpr: float) -> float:
     return float(s[min(k, len(s) - 1)])
 
 
-class ReconstructionDetector:
+class Detector:
     """Flags inputs whose detector score exceeds a threshold fitted on clean data.
 
     Args:
-        model: a trained :class:`StyleMemoryNet` (e.g. from ``robustgen.load_model``).
-        score: a name from ``robustgen.scores.SCORES`` ("recon", "recon-onehot", "margin",
-            "confidence", ...).
+        model: a trained :class:`StyleMemoryNet` classifier (e.g. from ``robustgen.load_model``).
+        score: a name from ``robustgen.detectors.registry.SCORES`` ("recon", "confidence",
+            "joint-sum", "mahalanobis", "magnet", ...); default: the class's own.
         batch_size: images per forward pass when scoring.
+        autoencoder: the label-free autoencoder of the ``magnet`` scores (and only theirs).
     """
 
-    def __init__(self, model: StyleMemoryNet, score: str = "recon", batch_size: int = 500):
+    default_score = "recon"
+    family: tuple[str, ...] = ()  # the scores this class is named for (empty: any)
+
+    def __init__(self, model: StyleMemoryNet, score: str | None = None, batch_size: int = 500,
+                 autoencoder: StyleMemoryNet | None = None):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        score = check_score_name(score or self.default_score)
+        if self.family and score not in self.family:
+            raise ValueError(f"{type(self).__name__} takes the scores {', '.join(self.family)}, not {score!r}; "
+                             f"use make_detector(model, {score!r}) or Detector")
+        if model.label_free:
+            raise ValueError("the model is a label-free autoencoder, not a classifier; give it as autoencoder=")
+        if autoencoder is not None:
+            check_autoencoder(autoencoder, model)
         self.model = model.eval()
         self.score_name = score
-        self.scorer: Score = make_score(score)
+        self.scorer: Score = make_score(score, autoencoder).to(self.device)
         self.batch_size = batch_size
         self.threshold: float | None = None
         self.fpr: float | None = None
@@ -105,6 +125,10 @@ class ReconstructionDetector:
         self.clean_scores_: np.ndarray | None = None  # scores of the data given to fit()
         self.fit_fpr_: float | None = None  # share of the fitting data the threshold flags (<= fpr)
         self._score_fitted = not self.scorer.needs_fit
+
+    @property
+    def autoencoder(self) -> StyleMemoryNet | None:
+        return getattr(self.scorer, "autoencoder", None)
 
     @property
     def device(self) -> torch.device:
@@ -133,7 +157,7 @@ class ReconstructionDetector:
         return scores, torch.cat([logits for _, logits in parts])
 
     # -- fitting and detection ----------------------------------------------------------------------
-    def fit(self, x_clean, y_clean=None, fpr: float = 0.05) -> "ReconstructionDetector":
+    def fit(self, x_clean, y_clean=None, fpr: float = 0.05) -> "Detector":
         """Calibrate the score (if it needs it) and set the threshold so that a share ``fpr`` of
         ``x_clean`` is flagged. Use held-out clean data (the validation split), never test data.
         ``y_clean`` is accepted for ART compatibility and not used: calibration is label-free."""
@@ -176,15 +200,19 @@ class ReconstructionDetector:
                    "score_state": self.scorer.state_dict(), "score_fitted": self._score_fitted,
                    "threshold": self.threshold, "fpr": self.fpr, "score_scale": self.score_scale, "batch_size": self.batch_size,
                    "fit_fpr": self.fit_fpr_, "model": ckpt_io.model_payload(self.model)}
+        if self.autoencoder is not None:
+            payload["autoencoder"] = ckpt_io.model_payload(self.autoencoder)
         return ckpt_io.atomic_save(payload, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "ReconstructionDetector":
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Detector":
+        """Rebuild a saved detector, as the class named for its score (see :func:`make_detector`)."""
         payload = ckpt_io.safe_load(path)
         if not isinstance(payload, dict) or payload.get("format") != DETECTOR_FORMAT:
             raise ckpt_io.CheckpointError(f"{path} is not a robustgen detector file (save one with det.save)")
         model = ckpt_io.model_from_checkpoint(payload["model"], device)
-        det = cls(model, payload["score"], payload["batch_size"])
+        ae = ckpt_io.model_from_checkpoint(payload["autoencoder"], device) if "autoencoder" in payload else None
+        det = make_detector(model, payload["score"], batch_size=payload["batch_size"], autoencoder=ae)
         det.scorer.load_state_dict(payload["score_state"])
         det._score_fitted = payload["score_fitted"]
         det.threshold, det.fpr, det.score_scale = payload["threshold"], payload["fpr"], payload["score_scale"]
@@ -192,4 +220,53 @@ class ReconstructionDetector:
         return det
 
 
-__all__ = ["ReconstructionDetector", "SCORES", "ThresholdTieWarning", "as_images", "threshold_at_fpr"]
+class ReconstructionDetector(Detector):
+    """The paper's detector and robustgen's refinements of it: scores from the style-memory decoder's
+    reconstruction under the predicted label (``recon``, ``recon-onehot``, ``margin``, ``posterior``,
+    ``joint``, ``joint-sum``)."""
+
+    family = ("recon", "recon-onehot", "margin", "posterior", "joint", "joint-sum")
+
+
+class ConfidenceDetector(Detector):
+    """The classifier alone: 1 - max softmax (the baseline every detector must beat)."""
+
+    default_score = "confidence"
+    family = ("confidence",)
+
+
+class MahalanobisDetector(Detector):
+    """Drop the decoder: Mahalanobis distance on the penultimate features (Lee et al. 2018)."""
+
+    default_score = "mahalanobis"
+    family = ("mahalanobis",)
+
+
+class MagnetDetector(Detector):
+    """Drop the label: a class-agnostic autoencoder's reconstruction error (``magnet``) or the
+    classifier's divergence between x and its reconstruction (``magnet-jsd``), MagNet (Meng & Chen
+    2017). ``MagnetDetector(model, autoencoder)``."""
+
+    default_score = "magnet"
+    family = ("magnet", "magnet-jsd")
+
+    def __init__(self, model: StyleMemoryNet, autoencoder: StyleMemoryNet, score: str | None = None,
+                 batch_size: int = 500):
+        super().__init__(model, score, batch_size, autoencoder=autoencoder)
+
+
+DETECTOR_CLASSES = (ReconstructionDetector, ConfidenceDetector, MahalanobisDetector, MagnetDetector)
+
+
+def make_detector(model: StyleMemoryNet, score: str = "recon", batch_size: int = 500,
+                  autoencoder: StyleMemoryNet | None = None) -> Detector:
+    """A detector of the class named for ``score``; ``autoencoder`` for the magnet scores only."""
+    check_score_name(score)
+    cls = next((c for c in DETECTOR_CLASSES if score in c.family), Detector)
+    if cls is MagnetDetector:
+        return MagnetDetector(model, autoencoder, score, batch_size)
+    return cls(model, score, batch_size, autoencoder=autoencoder)
+
+
+__all__ = ["ConfidenceDetector", "Detector", "MagnetDetector", "MahalanobisDetector", "ReconstructionDetector",
+           "SCORES", "ThresholdTieWarning", "as_images", "make_detector", "threshold_at_fpr"]

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - exercised only without ART
                       "(or pip install adversarial-robustness-toolbox)") from None
 
 from ..model import StyleMemoryNet
-from .detector import ReconstructionDetector
+from .detector import Detector
 
 
 def to_art_classifier(model: StyleMemoryNet) -> PyTorchClassifier:
@@ -36,7 +36,7 @@ def to_art_classifier(model: StyleMemoryNet) -> PyTorchClassifier:
 
 
 class ARTDetector(EvasionDetector):
-    """A :class:`ReconstructionDetector` behind ART's ``EvasionDetector`` interface.
+    """A :class:`Detector` (any of its named subclasses) behind ART's ``EvasionDetector`` interface.
 
     ``fit`` calibrates the threshold on clean data (no training: ``nb_epochs`` is accepted and
     unused, as are labels); ``detect`` returns ART's ``(report dict, is_adversarial bool array)``.
@@ -44,7 +44,7 @@ class ARTDetector(EvasionDetector):
 
     defence_params = ["fpr"]
 
-    def __init__(self, detector: ReconstructionDetector, fpr: float = 0.05):
+    def __init__(self, detector: Detector, fpr: float = 0.05):
         super().__init__()
         self.detector, self.fpr = detector, fpr
         self._check_params()

@@ -13,8 +13,9 @@ some are calibrated on clean data first (``fit``). Shapes: x (N, C, H, W) in [0,
     joint         ours: the larger of the posterior score and the reconstruction error, each in
                   units of its clean spread (catches both small and large perturbations)
     joint-sum     ours: the same two terms summed, each counted only above its clean median
-    mahalanobis   the decoder-free baseline (Lee et al. 2018): Mahalanobis distance of the
-                  penultimate features to the nearest class mean, tied covariance
+
+The baselines the label-conditioned reconstruction stands between (``mahalanobis``, ``magnet``,
+``magnet-jsd``) live in :mod:`.baselines`; :mod:`.registry` names them all.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Score:
 
     name = ""
     needs_fit = False
+    needs_autoencoder = False  # the magnet scores use a separately trained label-free autoencoder
 
     def evaluate(self, model: StyleMemoryNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -45,6 +47,10 @@ class Score:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+    def to(self, device: torch.device) -> "Score":
+        """Move any network the score holds besides the classifier (default: none)."""
+        return self
 
 
 def onehot_errors(model: StyleMemoryNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -199,70 +205,3 @@ class JointSum(Joint):
     def evaluate(self, model, x):
         z, logits = self.normalised_terms(model, x)
         return z.clamp_min(0.0).sum(dim=1), logits
-
-
-class Mahalanobis(Score):
-    """Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples and
-    adversarial attacks": class-conditional Gaussians with one tied covariance on the penultimate
-    features (``model.features``, FC 128); the score is the squared Mahalanobis distance to the
-    nearest class mean. It drops the decoder, so it is one of the two ablations the
-    label-conditioned reconstruction stands between.
-
-    Written here rather than taken from pytorch-ood, whose detector fits from a DataLoader and
-    perturbs its inputs first: this one fits on the clean tensors the detector API is given, and
-    stays a plain differentiable function of x for the detector-aware attacks. Fitting is
-    label-free like the other scores' (ART's API): class membership is the model's prediction on
-    the clean fitting data (Lee et al. use the true labels; on clean validation data they differ
-    for under 1 % of MNIST images). A 1e-6 ridge keeps the covariance invertible."""
-
-    name = "mahalanobis"
-    needs_fit = True
-
-    def __init__(self):
-        self.means: torch.Tensor | None = None  # (C, D); NaN rows for classes never predicted
-        self.precision: torch.Tensor | None = None  # (D, D)
-
-    def fit(self, model, x, batch_size=500):
-        feats, preds = [], []
-        for i in range(0, x.shape[0], batch_size):
-            f = model.features(x[i:i + batch_size])
-            feats.append(f.double())
-            preds.append(model.enc_top(f)[:, :model.num_classes].argmax(dim=1))  # the classifier's logits
-        f, p = torch.cat(feats), torch.cat(preds)
-        c, d = model.num_classes, f.shape[1]
-        means = torch.full((c, d), float("nan"), dtype=torch.float64, device=f.device)
-        centred = torch.empty_like(f)
-        for k in range(c):
-            mask = p == k
-            if mask.any():
-                means[k] = f[mask].mean(dim=0)
-                centred[mask] = f[mask] - means[k]
-        cov = centred.T @ centred / max(1, f.shape[0])
-        cov += 1e-6 * (torch.trace(cov) / d + 1e-12) * torch.eye(d, dtype=cov.dtype, device=cov.device)
-        self.means, self.precision = means.float(), torch.linalg.inv(cov).float()
-
-    def evaluate(self, model, x):
-        f = model.features(x)
-        logits = model.enc_top(f)[:, :model.num_classes]
-        means, prec = self.means.to(f.device), self.precision.to(f.device)
-        seen = ~torch.isnan(means[:, 0])
-        diff = f[:, None, :] - means[seen][None]  # (N, C', D)
-        dist = torch.einsum("ncd,de,nce->nc", diff, prec, diff)  # squared Mahalanobis distance per class
-        return dist.min(dim=1).values, logits
-
-    def state_dict(self):
-        return {"means": self.means, "precision": self.precision}
-
-    def load_state_dict(self, state):
-        self.means, self.precision = state["means"], state["precision"]
-
-
-SCORES: dict[str, type[Score]] = {cls.name: cls for cls in (Recon, ReconOnehot, Margin, Confidence, Posterior, Joint,
-                                                            JointSum, Mahalanobis)}
-
-
-def make_score(name: str) -> Score:
-    try:
-        return SCORES[name]()
-    except KeyError:
-        raise ValueError(f"unknown detector score {name!r}; use one of {', '.join(SCORES)}") from None

@@ -22,7 +22,8 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
                   methods: list[str], eps_list: list[float], scores: list[str], fpr: float = 0.05,
                   batch_size: int = 500, attack_kwargs: dict | None = None, sanity_n: int = 200,
                   on_attack: Callable[[str, int], None] | None = None,
-                  on_stage: Callable[[str], None] | None = None, seed: int | None = 0) -> BenchmarkResult:
+                  on_stage: Callable[[str], None] | None = None, seed: int | None = 0,
+                  autoencoder: StyleMemoryNet | None = None) -> BenchmarkResult:
     """Attack ``x_test`` with every (method, eps) and score it with every detector.
 
     Oblivious attacks are run once per (method, eps) and shared by all scores; detector-aware
@@ -30,13 +31,14 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
     ``robustgen.sanity`` run on the first ``sanity_n`` inputs (0 skips the ones that attack again).
     ``on_attack(label, n_done)`` reports progress in images, ``on_stage(text)`` the stage.
     Each attack batch's randomness is seeded by (``seed``, its first input's index): see ``run_attack``.
+    ``autoencoder`` (label-free) serves the magnet scores.
     """
     check_class_count(model, y_test, "the test data")
     attack_kwargs = attack_kwargs or {}
     result = BenchmarkResult()
     if on_stage:
         on_stage("fitting detectors on clean validation data")
-    detectors, thresholds = fit_detectors(model, scores, x_val, fpr, batch_size)
+    detectors, thresholds = fit_detectors(model, scores, x_val, fpr, batch_size, autoencoder)
     y = y_test.cpu().numpy()
     result.labels = y
     pred_clean, err_clean_pred, _ = predict_and_errors(model, x_test, y_test, batch_size)

@@ -69,3 +69,42 @@ def compare_reports(folders: list[str | os.PathLike]) -> tuple[list[dict], list[
             row[f"{label}: undetected_success"] = c["undetected_success_rate"] if c else float("nan")
         rows.append(row)
     return rows, curves
+
+
+def score_table(folders: list[str | os.PathLike]) -> list[dict]:
+    """The ablation view: per report, eps and score, the per-input worst case over the oblivious
+    attacks alone, over the detector-aware ones alone and over all (with its 95 % interval), beside
+    the eps-0 floor. Computed from ``per_input.csv`` (so reports written before worst_case.csv held
+    the split still give it)."""
+    import numpy as np
+
+    from ..attacks import is_adaptive
+    from .metrics import wilson_interval
+
+    rows = []
+    for folder in folders:
+        report = read_report(folder)
+        per_input = report.get("per_input")
+        if per_input is None:
+            raise ValueError(f"{folder} has no per_input.csv; re-run its attack to compare by score")
+        floors = {}
+        if "eps0_floor" in report["worst_case"]:
+            floors = {r["score"]: r["eps0_floor"] for r in report["worst_case"].to_dict("records")}
+        columns = [c for c in per_input.columns if ":" in c]
+        scores = sorted({c.split(":", 1)[1] for c in columns})
+        for eps, part in per_input.groupby("eps"):
+            for score in scores:
+                mine = [c for c in columns if c.split(":", 1)[1] == score and part[c].notna().all()]
+                if not mine:
+                    continue
+                broken = {c: part[c].to_numpy().astype(bool) for c in mine}
+                union = np.logical_or.reduce(list(broken.values()))
+                by_kind = {}
+                for kind, adaptive in (("oblivious", False), ("detector_aware", True)):
+                    chosen = [b for c, b in broken.items() if is_adaptive(c.split(":", 1)[0]) == adaptive]
+                    by_kind[kind] = float(np.logical_or.reduce(chosen).mean()) if chosen else float("nan")
+                lo, hi = wilson_interval(int(union.sum()), len(union))
+                rows.append({"report": report_label(folder), "eps": float(eps), "score": score, "n": len(union),
+                             **by_kind, "worst_case": float(union.mean()), "ci_low": lo, "ci_high": hi,
+                             "eps0_floor": floors.get(score, float("nan"))})
+    return rows

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..attacks import make_attack, run_attack
-from ..detectors.detector import ReconstructionDetector, threshold_at_fpr
+from ..detectors.detector import make_detector, threshold_at_fpr
+from ..detectors.registry import AUTOENCODER_SCORES
 from ..inference import encode_dataset
 from ..model import StyleMemoryNet
 from .metrics import STANDARD_FPRS
@@ -39,12 +40,14 @@ def predict_and_errors(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, 
     return enc.pred.numpy(), enc.err_pred_onehot.numpy(), enc.err_true.numpy()
 
 
-def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, batch_size: int = 500):
+def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, batch_size: int = 500, autoencoder=None):
     """One detector per score fitted at ``fpr`` on clean validation data, plus the thresholds for
-    every FPR in the report (1, 5, 10 % and ``fpr``) from the same validation scores."""
+    every FPR in the report (1, 5, 10 % and ``fpr``) from the same validation scores. ``autoencoder``
+    serves the magnet scores."""
     detectors, thresholds = {}, {}
     for name in scores:
-        det = ReconstructionDetector(model, name, batch_size=batch_size).fit(x_val, fpr=fpr)
+        ae = autoencoder if name in AUTOENCODER_SCORES else None
+        det = make_detector(model, name, batch_size=batch_size, autoencoder=ae).fit(x_val, fpr=fpr)
         detectors[name] = det
         thresholds[name] = {f: threshold_at_fpr(det.clean_scores_, f) for f in sorted({*STANDARD_FPRS, fpr})}
     return detectors, thresholds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..attacks import is_adaptive
 from .metrics import wilson_interval
 from .outcomes import BenchmarkResult
 
@@ -21,7 +22,8 @@ def eps0_floor(result: BenchmarkResult, score: str) -> float:
 def worst_case(result: BenchmarkResult) -> list[dict]:
     """Per (eps, score): the share of all N inputs that *any* attack of the run broke (made
     misclassified and unflagged): the union over attacks, per input, with a 95 % Wilson interval,
-    and beside it the eps-0 floor (:func:`eps0_floor`)."""
+    and beside it the eps-0 floor (:func:`eps0_floor`) and the same union over the oblivious attacks
+    alone and over the detector-aware ones alone (NaN where the run had none of that kind)."""
     groups: dict[tuple, list] = {}
     for (method, eps, score), broken in result.broken.items():
         groups.setdefault((eps, score), []).append((method, broken))
@@ -30,8 +32,12 @@ def worst_case(result: BenchmarkResult) -> list[dict]:
         union = np.logical_or.reduce([b for _, b in items])
         n, k = len(union), int(union.sum())
         lo, hi = wilson_interval(k, n)
+        kinds = {}
+        for kind, adaptive in (("oblivious", False), ("adaptive", True)):
+            part = [b for m, b in items if is_adaptive(m) == adaptive]
+            kinds[f"{kind}_rate"] = float(np.logical_or.reduce(part).mean()) if part else float("nan")
         out.append({"eps": eps, "score": score, "n": n, "undetected_success_rate": k / n, "ci_low": lo, "ci_high": hi,
-                    "eps0_floor": eps0_floor(result, score), "attacks": "+".join(m for m, _ in items)})
+                    "eps0_floor": eps0_floor(result, score), **kinds, "attacks": "+".join(m for m, _ in items)})
     return out
 
 

@@ -65,7 +65,8 @@ def detection_markdown(rows: list[dict], misclassification: list[dict], worst: l
         "`per_input.csv` lists each attack's outcome per input), with its 95 % Wilson interval. Beside it, "
         "`eps0_floor`: the share of clean inputs already misclassified and not flagged, which an attacker gets "
         "without any perturbation (attacks count only inputs classified correctly when clean); read every "
-        "worst case against it.", "",
+        "worst case against it. `oblivious_rate` and `adaptive_rate`: the same union over the attacks that "
+        "ignore the detector and over those that know it.", "",
         markdown_table(worst, digits=4),
         "## Sanity checks", "",
         "Carlini et al. 2019 and AutoAttack's checks on the evaluation itself (`sanity.csv`). A failed check "
@@ -86,7 +87,8 @@ def detection_markdown(rows: list[dict], misclassification: list[dict], worst: l
     return "\n".join(lines)
 
 
-WORST_CASE_COLUMNS = ["eps", "score", "n", "undetected_success_rate", "ci_low", "ci_high", "eps0_floor", "attacks"]
+WORST_CASE_COLUMNS = ["eps", "score", "n", "undetected_success_rate", "ci_low", "ci_high", "eps0_floor",
+                      "oblivious_rate", "adaptive_rate", "attacks"]
 
 
 def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:

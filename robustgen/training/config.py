@@ -40,6 +40,7 @@ class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # FC sizes (paper: 256, 128)
     separate_style: bool = False  # compute the style on its own encoder branch (not the paper's shared top layer)
     encoder: str = "paper"  # paper (2 strided convs) | conv4 (two convs at each of the two resolutions)
+    label_free: bool = False  # train a class-agnostic autoencoder (the magnet scores' network): no label, no CE
 
 
 @dataclass
@@ -263,6 +264,9 @@ def validate(cfg: Config) -> None:
         (_dataset_ok(cfg.data.dataset), f"data.dataset {cfg.data.dataset!r} is not a dataset; use one of "
                                         f"{', '.join(list_datasets())}"),
         (bool(cfg.name.strip()) and bool(cfg.runs_dir.strip()), "name and runs_dir must not be empty"),
+        (not cfg.model.label_free or (cfg.adversary.method == "none" and not cfg.style.active
+                                      and not cfg.model.separate_style),
+         "model.label_free (an autoencoder) takes no adversary, no [style] terms and no separate style branch"),
     ]
     a = cfg.adversary
     checks += [

@@ -56,13 +56,13 @@ def corrupt(x: torch.Tensor, noise_std: float, shift: int, generator: torch.Gene
 def loss_terms(model: StyleMemoryNet, x_in: torch.Tensor, target: torch.Tensor, y: torch.Tensor, alpha: float,
                style_cfg: StyleConfig | None = None, generator: torch.Generator | None = None):
     """The paper's objective: cross-entropy + alpha * mean per-image L2 reconstruction error, with the
-    decoder fed the predicted softmax and the style memory, plus the ``[style]`` terms when set.
-    Returns (loss, ce, recon, style_loss)."""
+    decoder fed the predicted softmax and the style memory, plus the ``[style]`` terms when set. A
+    label-free autoencoder has no cross-entropy (ce = 0). Returns (loss, ce, recon, style_loss)."""
     if style_cfg is not None and style_cfg.stability:
         x_in = x_in.detach().requires_grad_(True)  # the stability term steps along the input gradient
     logits, style = model.encode(x_in)
     x_hat = model.decode(train_class_vector(model, logits, y, style_cfg), decoder_style(style, style_cfg, generator))
-    ce = F.cross_entropy(logits, y)
+    ce = logits.new_zeros(()) if model.label_free else F.cross_entropy(logits, y)
     rec = recon_error(target, x_hat).mean()
     extra = style_terms(model, style, y, style_cfg, generator, x_in=x_in, logits=logits, target=target)
     return ce + alpha * rec + extra, ce, rec, extra

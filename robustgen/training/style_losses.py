@@ -79,7 +79,7 @@ def train_class_vector(model: StyleMemoryNet, logits: torch.Tensor, y: torch.Ten
     ``teacher_label`` the one-hot true label."""
     if cfg is not None and cfg.teacher_label:
         return onehot(model, y, logits)
-    return logits.softmax(dim=1)
+    return model.class_vector(logits, "softmax")  # a label-free autoencoder's logistic code
 
 
 def wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:

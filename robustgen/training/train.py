@@ -65,7 +65,8 @@ def build_model(cfg: Config, info: DatasetInfo | int | None = None, mean: tuple[
     return StyleMemoryNet(ModelSpec(num_classes=info.num_classes, style_dim=m.style_dim, channels=tuple(m.channels),
                                     kernel_size=m.kernel_size, hidden=tuple(m.hidden), in_channels=info.channels,
                                     height=info.height, width=info.width, mean=tuple(mean), std=tuple(std),
-                                    encoder=m.encoder, critic_hidden=critic, separate_style=m.separate_style))
+                                    encoder=m.encoder, critic_hidden=critic, separate_style=m.separate_style,
+                                    label_free=m.label_free))
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -125,14 +126,14 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
         seconds = time.perf_counter() - start
         val = evaluate(model, *val_xy, batch_size=t.eval_batch_size)
         stats = {"epoch": epoch + 1, "loss": ce + t.alpha * rec + extra, "ce": ce, "recon": rec,
-                 "val_accuracy": val["accuracy"], "val_recon": val["recon_pred_softmax"],
+                 "val_accuracy": float("nan") if model.label_free else val["accuracy"], "val_recon": val["recon_pred_softmax"],
                  "lr_end": lrs[-1], "epoch_seconds": seconds}
         if adversary:
             stats["adv_eps_end"] = eps[-1]
         if cfg.style.active:
             stats["style_loss"] = extra
         if bar:
-            bar.set_postfix(loss=f"{stats['loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
+            bar.set_postfix(loss=f"{stats['loss']:.4f}", val_acc=f"{stats['val_accuracy']:.4f}")
             bar.close()
         history.append(stats)
         if on_epoch_end:
@@ -215,7 +216,7 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
         metrics.append(stats)
         ckpt_io.save_checkpoint(run_dir / ckpt_io.CHECKPOINT_NAME, model=model, optimizer=optimizer,
                                 epoch=stats["epoch"], config=cfg.to_dict(), dataset=dataset,
-                                extra={"val_accuracy": stats["val_accuracy"]})
+                                extra={"val_accuracy": stats["val_accuracy"], "val_recon": stats["val_recon"]})
 
     fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch, on_epoch_end=save, progress=progress)
     return run_dir
