@@ -1,5 +1,4 @@
 import gzip
-import os
 import struct
 from pathlib import Path
 
@@ -11,8 +10,7 @@ from robustgen.data import load_dataset
 from robustgen.training.config import load_config
 from robustgen.training.train import build_model, fit
 
-# Under pytest-xdist (pyproject's `-n auto`) each worker process takes one core; run alone, two threads.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+torch.set_num_threads(2)
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:

@@ -134,7 +134,7 @@ def test_magnet_from_the_command_line(tmp_path, capsys):
     clf, ae = (next(runs.glob(f"*-{n}")) for n in ("clf", "ae"))
     assert main(["eval", "--checkpoint", str(ae), "--out", str(tmp_path / "ae-eval")]) == 0
     assert "recon error of the label-free autoencoder" in capsys.readouterr().out
-    common = ["--checkpoint", str(clf), "--n-val", "300", "--method", "pgd,adaptive-pgd", "--eps", "0.3", "-n", "20",
+    common = ["--checkpoint", str(clf), "--n-val", "300", "--method", "pgd,adaptive-pgd,guarded-apgd", "--eps", "0.3", "-n", "20",
               "--steps", "2", "--search-steps", "1", "--sanity-n", "0", "--quiet"]
     assert main(["attack", *common, "--score", "magnet", "--out", str(tmp_path / "r0")]) == 2
     assert "--score magnet needs --autoencoder" in capsys.readouterr().err

@@ -100,7 +100,7 @@ def test_attack_on_a_shipped_model_with_the_strong_attacks(tmp_path, capsys, mon
     (out,) = (tmp_path / "runs" / "pretrained" / "robust-mnist" / "attacks").iterdir()  # not inside the package
     worst = pd.read_csv(out / "worst_case.csv")
     assert list(worst.columns) == ["eps", "score", "n", "undetected_success_rate", "ci_low", "ci_high", "eps0_floor",
-                                   "attacks"]
+                                   "oblivious_rate", "adaptive_rate", "attacks"]
     per_input = pd.read_csv(out / "per_input.csv")
     assert len(per_input) == 30 and per_input["index"].tolist() == list(range(30))
     for _, w in worst.iterrows():
