@@ -8,6 +8,11 @@ same detector API (higher = more suspicious, differentiable in x for the detecto
     magnet-jsd    MagNet's second detector: Jensen-Shannon divergence between the classifier's
                   softened outputs on x and on the autoencoder's reconstruction of x
 
+Both are written here rather than imported: pytorch-ood's Mahalanobis detector fits from a
+DataLoader and perturbs its inputs before scoring (this one fits on the tensors the detector API is
+given and stays a plain differentiable function of x, so the detector-aware attacks follow its
+gradient), and no maintained PyTorch package has MagNet (ART and torchattacks ship neither).
+
 The autoencoder is a label-free :class:`StyleMemoryNet` (``model.label_free = true``: the same
 encoder and decoder widths, a logistic code as wide as class vector + style), trained by
 ``robustgen train --config mnist-ae`` (or ``fashion-ae``) on the same training split as the
