@@ -81,8 +81,9 @@ def load_classifier(args, device):
     from ..model import check_classifier
     from ..pretrained import load_model
 
-    model = load_model(model_path(args), device)
-    check_classifier(model, f"--checkpoint {model_path(args)}")
+    path = model_path(args)
+    model = load_model(path, device)
+    check_classifier(model, f"--checkpoint {path}")
     return model
 
 

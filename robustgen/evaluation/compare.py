@@ -78,8 +78,8 @@ def score_table(folders: list[str | os.PathLike]) -> list[dict]:
     the split still give it)."""
     import numpy as np
 
-    from ..attacks import is_adaptive
     from .metrics import wilson_interval
+    from .worst_case import union_by_kind
 
     rows = []
     for folder in folders:
@@ -97,14 +97,12 @@ def score_table(folders: list[str | os.PathLike]) -> list[dict]:
                 mine = [c for c in columns if c.split(":", 1)[1] == score and part[c].notna().all()]
                 if not mine:
                     continue
-                broken = {c: part[c].to_numpy().astype(bool) for c in mine}
-                union = np.logical_or.reduce(list(broken.values()))
-                by_kind = {}
-                for kind, adaptive in (("oblivious", False), ("detector_aware", True)):
-                    chosen = [b for c, b in broken.items() if is_adaptive(c.split(":", 1)[0]) == adaptive]
-                    by_kind[kind] = float(np.logical_or.reduce(chosen).mean()) if chosen else float("nan")
+                items = [(c.split(":", 1)[0], part[c].to_numpy().astype(bool)) for c in mine]
+                union = np.logical_or.reduce([b for _, b in items])
+                oblivious, detector_aware = union_by_kind(items)
                 lo, hi = wilson_interval(int(union.sum()), len(union))
                 rows.append({"report": report_label(folder), "eps": float(eps), "score": score, "n": len(union),
-                             **by_kind, "worst_case": float(union.mean()), "ci_low": lo, "ci_high": hi,
+                             "oblivious": oblivious, "detector_aware": detector_aware,
+                             "worst_case": float(union.mean()), "ci_low": lo, "ci_high": hi,
                              "eps0_floor": floors.get(score, float("nan"))})
     return rows

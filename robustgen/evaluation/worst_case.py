@@ -19,6 +19,16 @@ def eps0_floor(result: BenchmarkResult, score: str) -> float:
     return float((~result.correct & ~flagged).mean())
 
 
+def union_by_kind(items: list[tuple[str, np.ndarray]]) -> tuple[float, float]:
+    """(oblivious, detector-aware): the share of inputs broken by any attack of that kind among
+    ``items`` ((method, broken (N,) bool) pairs), NaN where there is none of that kind."""
+    rates = []
+    for adaptive in (False, True):
+        part = [b for m, b in items if is_adaptive(m) == adaptive]
+        rates.append(float(np.logical_or.reduce(part).mean()) if part else float("nan"))
+    return rates[0], rates[1]
+
+
 def worst_case(result: BenchmarkResult) -> list[dict]:
     """Per (eps, score): the share of all N inputs that *any* attack of the run broke (made
     misclassified and unflagged): the union over attacks, per input, with a 95 % Wilson interval,
@@ -32,12 +42,10 @@ def worst_case(result: BenchmarkResult) -> list[dict]:
         union = np.logical_or.reduce([b for _, b in items])
         n, k = len(union), int(union.sum())
         lo, hi = wilson_interval(k, n)
-        kinds = {}
-        for kind, adaptive in (("oblivious", False), ("adaptive", True)):
-            part = [b for m, b in items if is_adaptive(m) == adaptive]
-            kinds[f"{kind}_rate"] = float(np.logical_or.reduce(part).mean()) if part else float("nan")
+        oblivious, adaptive = union_by_kind(items)
         out.append({"eps": eps, "score": score, "n": n, "undetected_success_rate": k / n, "ci_low": lo, "ci_high": hi,
-                    "eps0_floor": eps0_floor(result, score), **kinds, "attacks": "+".join(m for m, _ in items)})
+                    "eps0_floor": eps0_floor(result, score), "oblivious_rate": oblivious, "adaptive_rate": adaptive,
+                    "attacks": "+".join(m for m, _ in items)})
     return out
 
 
