@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from robustgen import GuardedClassifier, ReconstructionDetector
+from robustgen import GuardedClassifier, ReconstructionDetector, load_model
 from robustgen.attacks import (
     REGISTRY,
     Attack,
@@ -69,16 +69,23 @@ def undetected_success(model, det, x, y, x_adv) -> float:
     return row["undetected_success_rate"]
 
 
-def test_adaptive_pgd_evades_at_least_as_often_as_pgd(trained_model, mnist_small):
+@pytest.fixture(scope="module")
+def fast_mnist():
+    """The shipped clean model: its reconstruction error catches nearly every oblivious PGD example
+    at eps 0.3 (reports/fast-mnist), the detector a detector-aware attack has to get past."""
+    return load_model("fast-mnist")
+
+
+def test_adaptive_pgd_evades_at_least_as_often_as_pgd(fast_mnist, mnist_small):
     torch.manual_seed(0)
     (xv, _), (x, y) = (mnist_small[1][0][:500], None), (mnist_small[1][0][500:700], mnist_small[1][1][500:700])
-    det = ReconstructionDetector(trained_model, "recon").fit(xv, fpr=0.05)
+    det = ReconstructionDetector(fast_mnist, "recon").fit(xv, fpr=0.05)
     kw = {"steps": 15, "step_size": 0.03}
     outcome = {}
     for name in ("pgd", "adaptive-pgd"):
-        atk = make_attack(name, trained_model, 0.3, detector=det, search_steps=3, **kw)
-        outcome[name] = undetected_success(trained_model, det, x, y, run_attack(atk, x, y, batch_size=100))
-    assert outcome["adaptive-pgd"] >= outcome["pgd"] + 0.2  # measured: 0.525 -> 0.94
+        atk = make_attack(name, fast_mnist, 0.3, detector=det, search_steps=3, **kw)
+        outcome[name] = undetected_success(fast_mnist, det, x, y, run_attack(atk, x, y, batch_size=100))
+    assert outcome["adaptive-pgd"] >= outcome["pgd"] + 0.2  # measured: 0.0 -> 0.91
 
 
 @pytest.mark.parametrize("name", ["adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"])
@@ -151,31 +158,31 @@ def test_cascade_keeps_each_inputs_first_misclassifying_example():
     assert torch.allclose(adv[2, 0, 0], torch.tensor([0.75, 0.25]))  # never broken: the last attack's output
 
 
-def test_selective_and_orthogonal_pgd_evade_more_than_pgd(trained_model, mnist_small):
+def test_selective_and_orthogonal_pgd_evade_more_than_pgd(fast_mnist, mnist_small):
     xv, (x, y) = mnist_small[1][0][:500], (mnist_small[1][0][500:620], mnist_small[1][1][500:620])
-    det = ReconstructionDetector(trained_model, "recon").fit(xv, fpr=0.05)
+    det = ReconstructionDetector(fast_mnist, "recon").fit(xv, fpr=0.05)
     kw = {"steps": 20, "step_size": 0.03}
     outcome = {}
     for name in ("pgd", "selective-pgd", "orthogonal-pgd"):
         torch.manual_seed(0)
-        atk = make_attack(name, trained_model, 0.3, detector=det, targets="untargeted", **kw)
-        outcome[name] = undetected_success(trained_model, det, x, y, run_attack(atk, x, y, batch_size=60))
+        atk = make_attack(name, fast_mnist, 0.3, detector=det, targets="untargeted", **kw)
+        outcome[name] = undetected_success(fast_mnist, det, x, y, run_attack(atk, x, y, batch_size=60))
     assert outcome["selective-pgd"] >= outcome["pgd"] + 0.2, outcome
     assert outcome["orthogonal-pgd"] >= outcome["pgd"] + 0.2, outcome
 
 
-def test_targeted_runs_only_add_to_the_untargeted_one(trained_model, mnist_small):
+def test_targeted_runs_only_add_to_the_untargeted_one(fast_mnist, mnist_small):
     xv, (x, y) = mnist_small[1][0][:500], (mnist_small[1][0][500:560], mnist_small[1][1][500:560])
-    det = ReconstructionDetector(trained_model, "recon").fit(xv, fpr=0.05)
+    det = ReconstructionDetector(fast_mnist, "recon").fit(xv, fpr=0.05)
     broken = {}
     for targets in ("untargeted", "all"):
         torch.manual_seed(0)
-        atk = make_attack("orthogonal-pgd", trained_model, 0.15, detector=det, targets=targets, steps=10, step_size=0.03)
+        atk = make_attack("orthogonal-pgd", fast_mnist, 0.15, detector=det, targets=targets, steps=10, step_size=0.03)
         x_adv = run_attack(atk, x, y)
         with torch.no_grad():
-            mis = trained_model(x_adv).argmax(1) != y
+            mis = fast_mnist(x_adv).argmax(1) != y
         broken[targets] = int((mis & torch.as_tensor(det.score(x_adv) <= det.threshold)).sum())
-    assert broken["all"] > broken["untargeted"], broken  # the targeted runs break inputs the untargeted one missed
+    assert broken["all"] > broken["untargeted"], broken  # the targeted runs break inputs the untargeted one missed (34 -> 44)
 
 
 @pytest.mark.parametrize("name, kw", [("apgd", {"steps": 20}), ("square", {"queries": 300}),

