@@ -93,7 +93,7 @@ def test_attack_on_a_shipped_model_with_the_strong_attacks(tmp_path, capsys, mon
     import pandas as pd
 
     monkeypatch.chdir(tmp_path)
-    args = ["attack", "--checkpoint", "robust-mnist", "--n-val", "1000", "--method", "pgd,square,selective-pgd,guarded-apgd",
+    args = ["attack", "--checkpoint", "robust-mnist", "--n-val", "500", "--method", "pgd,square,selective-pgd,guarded-apgd",
             "--eps", "0.3", "--n", "30", "--score", "recon,joint", "--steps", "5", "--queries", "50",
             "--targets", "untargeted", "--sanity-n", "10", "--quiet"]
     assert main(args) == 0
