@@ -145,8 +145,10 @@ def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype:
             "config": ckpt["config"], "dataset": ckpt["dataset"], "epoch": ckpt["epoch"],
             "trained_with": f"robustgen train --config {ckpt['config']['name']}",
             "training_metrics": _last_metrics(Path(ckpt["path"]).parent),
-            "test": {"accuracy": full["accuracy"], "n": full["n"], "recon_pred_softmax": full["recon_pred_softmax"],
-                     "accuracy_first_1000": first["accuracy"]},
+            "test": ({"n": full["n"], "recon": full["recon_pred_softmax"], "recon_first_1000": first["recon_pred_softmax"]}
+                     if model.label_free else  # an autoencoder has no accuracy: its reconstruction error is the figure
+                     {"accuracy": full["accuracy"], "n": full["n"], "recon_pred_softmax": full["recon_pred_softmax"],
+                      "accuracy_first_1000": first["accuracy"]}),
         }
         text = json.dumps(manifest, indent=2) + "\n"
         os.replace(tmp, weights)

@@ -78,3 +78,31 @@ def test_the_shipped_fashion_model_loads_with_its_shape_and_normalisation():
         return  # CI has no Fashion-MNIST files: the weights, shape and normalisation were checked above
     with torch.no_grad():
         assert evaluate(model, x, y)["accuracy"] == manifest["test"]["accuracy_first_1000"]
+
+
+def test_the_shipped_autoencoder_records_its_reconstruction_error_not_an_accuracy():
+    model = robustgen.load_model("mnist-ae")  # the magnet scores' autoencoder, SHA-256 checked
+    manifest = read_manifest("mnist-ae")
+    assert model.label_free and model.input_shape == (1, 28, 28)
+    assert "accuracy" not in manifest["test"]  # a label-free network has no accuracy to record
+    x, y = robustgen.load_dataset("mnist", "test", limit=1000)
+    with torch.no_grad():
+        err = evaluate(model, x, y)["recon_pred_softmax"]
+    assert err == pytest.approx(manifest["test"]["recon_first_1000"], rel=1e-6)
+    assert err < 3.0  # the reconstruction a magnet score is built on
+
+
+def test_export_of_an_autoencoder_records_reconstruction_error(tmp_path):
+    from robustgen.model import ModelSpec, StyleMemoryNet
+
+    torch.manual_seed(0)
+    ae = StyleMemoryNet(ModelSpec(num_classes=10, channels=(8, 16), hidden=(128, 64), label_free=True))
+    cfg = robustgen.load_config("smoke")
+    save_checkpoint(tmp_path / "ae" / "checkpoint.pt", model=ae, epoch=1, config=cfg.to_dict(),
+                    dataset={"name": "mnist", "num_classes": 10, "class_names": [str(i) for i in range(10)]})
+    record = json.loads(export(tmp_path / "ae", "tiny-ae", tmp_path / "out").read_text())
+    assert set(record["test"]) == {"n", "recon", "recon_first_1000"}
+    loaded = load_pretrained("tiny-ae", folder=tmp_path / "out")
+    x, y = robustgen.load_dataset("mnist", "test", limit=1000)
+    with torch.no_grad():
+        assert evaluate(loaded, x, y)["recon_pred_softmax"] == pytest.approx(record["test"]["recon_first_1000"], rel=1e-6)

@@ -72,8 +72,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_autoencoder_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--autoencoder", metavar="MODEL", help="the label-free autoencoder of the magnet scores: a run "
-                   "folder or checkpoint of `robustgen train --config mnist-ae` (or fashion-ae) on the model's dataset")
+    p.add_argument("--autoencoder", metavar="MODEL", help="the label-free autoencoder of the magnet scores: the "
+                   "shipped mnist-ae or fashion-ae, or a run of `robustgen train --config mnist-ae` (or fashion-ae) on the "
+                   "model's dataset")
 
 
 def load_classifier(args, device):

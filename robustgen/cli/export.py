@@ -21,7 +21,12 @@ def run(args) -> int:
 
     manifest = export(args.checkpoint, args.name, args.out, args.dtype)
     record = json.loads(manifest.read_text())
-    print(f"test accuracy {record['test']['accuracy']:.4f} (first 1,000: {record['test']['accuracy_first_1000']:.4f}) "
-          f"with the exported {args.dtype} weights")
+    test = record["test"]
+    if "recon" in test:  # a label-free autoencoder (the magnet scores'): no accuracy to report
+        print(f"test reconstruction error {test['recon']:.4f} (L2; first 1,000: {test['recon_first_1000']:.4f}) "
+              f"with the exported {args.dtype} weights")
+    else:
+        print(f"test accuracy {test['accuracy']:.4f} (first 1,000: {test['accuracy_first_1000']:.4f}) "
+              f"with the exported {args.dtype} weights")
     print(f"wrote {manifest.with_suffix('.pt')} and {manifest}")
     return 0
