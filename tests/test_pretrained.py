@@ -80,6 +80,16 @@ def test_the_shipped_fashion_model_loads_with_its_shape_and_normalisation():
         assert evaluate(model, x, y)["accuracy"] == manifest["test"]["accuracy_first_1000"]
 
 
+def test_the_shipped_fashion_autoencoder_matches_the_fashion_model():
+    from robustgen.detectors.baselines import check_autoencoder
+
+    ae = robustgen.load_model("fashion-ae")  # SHA-256 checked
+    assert ae.label_free and ae.meta["dataset"]["name"] == "fashion-mnist"
+    assert "accuracy" not in read_manifest("fashion-ae")["test"]
+    assert check_autoencoder(ae, robustgen.load_model("robust-fashion")) is ae
+    assert ae.spec.mean == robustgen.load_model("robust-fashion").spec.mean  # the same training split's statistics
+
+
 def test_the_shipped_autoencoder_records_its_reconstruction_error_not_an_accuracy():
     model = robustgen.load_model("mnist-ae")  # the magnet scores' autoencoder, SHA-256 checked
     manifest = read_manifest("mnist-ae")
