@@ -122,7 +122,7 @@ def test_attack_rejects_bad_arguments(tmp_path, capsys):
     assert main(["attack", "--checkpoint", "robust-mnist", "--steps", "0"]) == 2
     assert "argument --steps: must be at least 1" in capsys.readouterr().err
     assert main(["attack", "--checkpoint", "no-such-model"]) == 2
-    assert "neither a shipped model (fast-mnist, robust-fashion, robust-mnist)" in capsys.readouterr().err
+    assert "neither a shipped model (fashion-ae, fast-mnist, mnist-ae, robust-fashion, robust-mnist)" in capsys.readouterr().err
 
 
 def test_reproduce_writes_figures_and_report(smoke_runs, tmp_path, capsys):
