@@ -138,6 +138,11 @@ def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype:
         with torch.no_grad():
             full = evaluate(model, x, y)
             first = evaluate(model, x[:1000], y[:1000])
+        if model.label_free:  # an autoencoder has no accuracy: its reconstruction error is the figure
+            test = {"n": full["n"], "recon": full["recon_pred_softmax"], "recon_first_1000": first["recon_pred_softmax"]}
+        else:
+            test = {"accuracy": full["accuracy"], "n": full["n"], "recon_pred_softmax": full["recon_pred_softmax"],
+                    "accuracy_first_1000": first["accuracy"]}
         manifest = {
             "format": FORMAT, "version": 1, "name": name, "weights": weights.name, "dtype": dtype,
             "sha256": sha256(tmp), "model_spec": model.spec.to_dict(), "input_shape": list(model.input_shape),
@@ -145,10 +150,7 @@ def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype:
             "config": ckpt["config"], "dataset": ckpt["dataset"], "epoch": ckpt["epoch"],
             "trained_with": f"robustgen train --config {ckpt['config']['name']}",
             "training_metrics": _last_metrics(Path(ckpt["path"]).parent),
-            "test": ({"n": full["n"], "recon": full["recon_pred_softmax"], "recon_first_1000": first["recon_pred_softmax"]}
-                     if model.label_free else  # an autoencoder has no accuracy: its reconstruction error is the figure
-                     {"accuracy": full["accuracy"], "n": full["n"], "recon_pred_softmax": full["recon_pred_softmax"],
-                      "accuracy_first_1000": first["accuracy"]}),
+            "test": test,
         }
         text = json.dumps(manifest, indent=2) + "\n"
         os.replace(tmp, weights)

@@ -86,8 +86,9 @@ def test_the_shipped_fashion_autoencoder_matches_the_fashion_model():
     ae = robustgen.load_model("fashion-ae")  # SHA-256 checked
     assert ae.label_free and ae.meta["dataset"]["name"] == "fashion-mnist"
     assert "accuracy" not in read_manifest("fashion-ae")["test"]
-    assert check_autoencoder(ae, robustgen.load_model("robust-fashion")) is ae
-    assert ae.spec.mean == robustgen.load_model("robust-fashion").spec.mean  # the same training split's statistics
+    classifier = robustgen.load_model("robust-fashion")
+    assert check_autoencoder(ae, classifier) is ae
+    assert ae.spec.mean == classifier.spec.mean  # the same training split's statistics
 
 
 def test_the_shipped_autoencoder_records_its_reconstruction_error_not_an_accuracy():
