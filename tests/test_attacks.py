@@ -21,7 +21,8 @@ from robustgen.evaluation.metrics import detection_row
 def test_parse_eps_list_reads_ranges():
     assert parse_eps_list("0:0.4:0.05") == pytest.approx([0.05 * k for k in range(1, 9)])
     assert parse_eps_list("0.3, 0.1,0.1,8/255") == pytest.approx([8 / 255, 0.1, 0.3])
-    for bad in ("0.4:0:0.1", "0:0.4:0", "0:0.4", "a:b:c", "0:0:0.1"):
+    assert len(parse_eps_list("0:1:0.01")) == 100  # the most one range may give
+    for bad in ("0.4:0:0.1", "0:0.4:0", "0:0.4", "a:b:c", "0:0:0.1", "0:1:1e-12"):
         with pytest.raises(ValueError):
             parse_eps_list(bad)
 
@@ -105,6 +106,25 @@ def test_unknown_attacks_and_budgets_are_refused(trained_model):
         make_attack("pgd", trained_model, 0.3, search_steps=0)
     with pytest.raises(ValueError, match="step_size must be a positive finite number"):
         make_attack("pgd", trained_model, 0.3, step_size=float("nan"))
+
+
+@pytest.mark.parametrize("bad, words", [
+    (lambda x, y: (x * 255, y, 500), "finite pixels in \\[0, 1\\]"),
+    (lambda x, y: (x.masked_fill(x > 0.5, float("nan")), y, 500), "finite pixels"),
+    (lambda x, y: (x[:, 0], y, 500), "x must be a float tensor \\(N, C, H, W\\)"),
+    (lambda x, y: ((x * 255).to(torch.uint8), y, 500), "x must be a float tensor"),
+    (lambda x, y: (x, y[:-1], 500), "one integer label per image"),
+    (lambda x, y: (x, y.float(), 500), "one integer label per image"),
+    (lambda x, y: (x, y, 0), "batch_size must be a whole number of at least 1"),
+])
+def test_run_attack_refuses_bad_inputs_before_attacking(trained_model, mnist_small, bad, words):
+    x, y = mnist_small[1][0][:8], mnist_small[1][1][:8]
+    calls = []
+    attack = make_attack("fgsm", trained_model, 0.1)
+    attack.fn = lambda xb, yb: calls.append(1) or xb
+    with pytest.raises(ValueError, match=words):
+        run_attack(attack, *bad(x, y))
+    assert not calls  # refused before any batch was attacked
 
 
 def test_every_registered_attack_has_a_paper_and_a_budget():

@@ -29,7 +29,7 @@ from . import (
     selective_pgd,
     square,
 )
-from .base import Attack, AttackCheckError, check_adversarial, parse_eps, parse_eps_list
+from .base import Attack, AttackCheckError, check_adversarial, check_clean, parse_eps, parse_eps_list
 
 # name -> (module with build(model, eps, **options), detector-aware?, one-line description)
 REGISTRY = {
@@ -108,10 +108,12 @@ def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int
     With ``seed``, each batch's randomness (random starts, Square's proposals) is seeded by
     (seed, global index of its first input), so the result does not depend on what ran before. Under
     torchrun the batches are shared out over the processes and gathered back (``robustgen.distributed``):
-    with a seed, the result is the same as in one process.
+    with a seed, the result is the same as in one process. Bad inputs (not (N, C, H, W) floats in
+    [0, 1], NaN, labels of another length, ``batch_size`` < 1) are a ValueError naming them.
     """
     from ..distributed import batch_seed, gather_batches, my_batches, world
 
+    check_clean(x, y, batch_size)
     device = attack_device(attack)
     n = x.shape[0]
     if not n:

@@ -35,6 +35,9 @@ class Attack:
         return self.fn(x, y)
 
 
+MAX_EPS_RANGE = 100  # budgets one start:stop:step range may give
+
+
 def parse_eps(value: str | float) -> float:
     """``0.3``, ``"0.3"`` or ``"8/255"`` -> float in (0, 1]."""
     try:
@@ -64,6 +67,8 @@ def parse_eps_list(text: str) -> list[float]:
             start = None
         if start is None or step <= 0 or stop < start:
             raise ValueError(f"cannot read eps range {item!r}; write start:stop:step with step > 0, like 0:0.4:0.05")
+        if (stop - start) / step > MAX_EPS_RANGE:  # a tiny step would spin here for hours, then attack for days
+            raise ValueError(f"eps range {item!r} gives more than {MAX_EPS_RANGE} budgets; use a larger step")
         k = 0
         while start + k * step <= stop:
             v = start + k * step
@@ -108,6 +113,21 @@ def cascade(attacks: Sequence[Callable], model: torch.nn.Module, x: torch.Tensor
         with torch.no_grad():
             robust[idx] = model(out).argmax(dim=1) == y[idx]
     return adv
+
+
+def check_clean(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+    """Refuse inputs an attack would turn into a silently wrong result: ValueError naming the problem."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ValueError(f"x and y must be torch tensors, got {type(x).__name__} and {type(y).__name__}")
+    if x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor (N, C, H, W) in [0, 1], got shape {tuple(x.shape)} dtype {x.dtype}")
+    if y.shape != (x.shape[0],) or y.is_floating_point() or y.is_complex():
+        raise ValueError(f"y must hold one integer label per image, shape ({x.shape[0]},), got shape {tuple(y.shape)} "
+                         f"dtype {y.dtype}")
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise ValueError("x must be finite pixels in [0, 1] (the model normalises internally)")
 
 
 def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, name: str = "attack") -> None:
