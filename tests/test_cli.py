@@ -213,5 +213,9 @@ def test_eps_range_security_curve_compare_and_read_report(smoke_runs, tmp_path, 
         merged = table.merge(worst, on=["eps", "score"])
         assert (merged[f"{label}: undetected_success"] == merged["undetected_success_rate"]).all()
     assert (cmp / "compare.png").is_file() and "a/report: robust_acc" in capsys.readouterr().out
+    pivot = (cmp / "compare.md").read_text(encoding="utf-8").split("## One row per report and eps")[1]
+    worst = pd.read_csv(outs[0] / "worst_case.csv").iloc[0]
+    line = next(t for t in pivot.splitlines() if t.startswith("| a/report | " + f"{worst['eps']:.4f}"))
+    assert f"→ {100 * worst['undetected_success_rate']:.1f} %" in line
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "cmp2")]) == 2
     assert "not a robustgen attack report" in capsys.readouterr().err

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation.compare import compare_reports, score_table
+    from ..evaluation.compare import ablation_view, compare_reports, score_table
     from ..reports.figures import plot_compare
     from ..reports.tables import markdown_table, write_csv
 
@@ -33,7 +33,9 @@ def run(args) -> int:
         "share of all N inputs made misclassified and unflagged by any attack that ignores the detector "
         "(`oblivious`), by any that knows it (`detector_aware`) and by any at all (`worst_case`, with its 95 % "
         "Wilson interval), beside the eps-0 floor (clean inputs already misclassified and not flagged).\n\n"
-        f"{markdown_table(by_score, digits=4)}\n")
+        f"{markdown_table(by_score, digits=4)}\n\n## One row per report and eps\n\nThe table above, one column per score: "
+        "`oblivious / detector-aware → any attack`, in percent of the N inputs, and the scores' eps-0 floors.\n\n"
+        f"{markdown_table(ablation_view(by_score))}", encoding="utf-8")
     write_csv(out / "compare.csv", rows)
     write_csv(out / "scores.csv", by_score)
     plot_compare(curves, out / "compare.png")

@@ -106,3 +106,22 @@ def score_table(folders: list[str | os.PathLike]) -> list[dict]:
                              "worst_case": float(union.mean()), "ci_low": lo, "ci_high": hi,
                              "eps0_floor": floors.get(score, float("nan"))})
     return rows
+
+
+def ablation_view(score_rows: list[dict]) -> list[dict]:
+    """``score_table``'s rows pivoted to one row per report and eps with one column per score, each
+    cell ``oblivious / detector-aware → any`` in percent (the shape of the README's comparison), and
+    the range of the scores' eps-0 floors (each score has its own threshold, so its own floor)."""
+    scores = sorted({r["score"] for r in score_rows})
+    rows: dict[tuple[str, float], dict] = {}
+    floors: dict[tuple[str, float], list[float]] = {}
+    for r in score_rows:
+        key = (r["report"], r["eps"])
+        row = rows.setdefault(key, {"report": r["report"], "eps": r["eps"], "n": r["n"], **dict.fromkeys(scores, "-")})
+        row[r["score"]] = f"{100 * r['oblivious']:.1f} / {100 * r['detector_aware']:.1f} → {100 * r['worst_case']:.1f} %"
+        if r["eps0_floor"] == r["eps0_floor"]:  # NaN where the report predates the floor
+            floors.setdefault(key, []).append(100 * r["eps0_floor"])
+    for key, row in rows.items():
+        lo, hi = (f"{f(floors[key]):.1f}" for f in (min, max)) if key in floors else ("-", "-")
+        row["eps0_floor"] = "-" if key not in floors else f"{lo} %" if lo == hi else f"{lo}-{hi} %"
+    return list(rows.values())
