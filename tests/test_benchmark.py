@@ -97,9 +97,11 @@ def test_ablation_view_puts_each_report_and_eps_on_one_row():
                 "worst_case": w, "eps0_floor": floor}
 
     rows = ablation_view([row("m/a", 0.1, "recon", 0.01, 0.02, 0.024, 0.002), row("m/a", 0.1, "confidence", 0.0, 0.0, 0.0, 0.0),
-                          row("m/a", 0.3, "recon", 0.5, 0.9, 0.95, 0.002), row("m/b", 0.1, "magnet", 0.1, 0.2, 0.25, float("nan"))])
+                          row("m/a", 0.3, "recon", 0.5, 0.9, 0.95, 0.002), row("m/b", 0.1, "magnet", 0.1, 0.2, 0.25, float("nan")),
+                          row("m/b", 0.1, "recon", 0.3, float("nan"), 0.3, float("nan"))])
     assert [(r["report"], r["eps"]) for r in rows] == [("m/a", 0.1), ("m/a", 0.3), ("m/b", 0.1)]
     assert rows[0] == {"report": "m/a", "eps": 0.1, "n": 500, "confidence": "0.0 / 0.0 → 0.0 %", "magnet": "-",
                        "recon": "1.0 / 2.0 → 2.4 %", "eps0_floor": "0.0-0.2 %"}
     assert rows[1]["confidence"] == "-" and rows[1]["eps0_floor"] == "0.2 %"
     assert rows[2]["magnet"] == "10.0 / 20.0 → 25.0 %" and rows[2]["eps0_floor"] == "-"
+    assert rows[2]["recon"] == "30.0 / - → 30.0 %"  # a run with no detector-aware attack

@@ -118,7 +118,8 @@ def ablation_view(score_rows: list[dict]) -> list[dict]:
     for r in score_rows:
         key = (r["report"], r["eps"])
         row = rows.setdefault(key, {"report": r["report"], "eps": r["eps"], "n": r["n"], **dict.fromkeys(scores, "-")})
-        row[r["score"]] = f"{100 * r['oblivious']:.1f} / {100 * r['detector_aware']:.1f} → {100 * r['worst_case']:.1f} %"
+        o, a = ("-" if v != v else f"{100 * v:.1f}" for v in (r["oblivious"], r["detector_aware"]))  # NaN: no such attack
+        row[r["score"]] = f"{o} / {a} → {100 * r['worst_case']:.1f} %"
         if r["eps0_floor"] == r["eps0_floor"]:  # NaN where the report predates the floor
             floors.setdefault(key, []).append(100 * r["eps0_floor"])
     for key, row in rows.items():
