@@ -46,19 +46,27 @@ def plot_security_curve(rows: list[dict], path: str | os.PathLike, title: str = 
 def plot_compare(curves: list[dict], path: str | os.PathLike, title: str = "") -> Path:
     """Two panels against eps: the classifier's robust accuracy under the strongest attack and the
     per-input worst-case undetected-success; a colour per score and, for several reports
-    (``curves[i]["report"]``), a line style per report."""
+    (``curves[i]["report"]``), a line style and marker per report. The legend lists the scores and
+    the reports apart (not every pair), below the panels, so that many reports leave the axes readable."""
     import pandas as pd
+    from matplotlib.lines import Line2D
 
     frame = pd.DataFrame(curves)
-    styles = ["-", "--", ":", "-."]
+    styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D", "v", "P", "X"]
     reports = list(dict.fromkeys(frame["report"]))
     scores = list(dict.fromkeys(frame["score"]))
-    fig = new_figure(8.0 if len(reports) == 1 else 9.0, 3.5, dpi=110)
+
+    def look(k: int) -> dict:  # report k's line style and marker: distinct for 28 reports
+        return {"ls": styles[k % len(styles)], "marker": markers[(k // len(styles)) % len(markers)]}
+
+    handles = [Line2D([], [], color=f"C{k % 10}", marker="o", ms=3, lw=1.3, label=s) for k, s in enumerate(scores)]
+    if len(reports) > 1:
+        handles += [Line2D([], [], color="0.35", ms=3, lw=1.3, label=r, **look(k)) for k, r in enumerate(reports)]
+    ncol = 3 if len(reports) > 1 else min(len(handles), 6)
+    fig = new_figure(9.0, 3.5 + 0.2 * -(-len(handles) // ncol), dpi=110)
     left, right = fig.subplots(1, 2, sharex=True)
     for (report, score), curve in frame.groupby(["report", "score"], sort=False):
-        label = score if len(reports) == 1 else f"{report}, {score}"
-        kw = {"ls": styles[reports.index(report) % len(styles)], "color": f"C{scores.index(score) % 10}", "marker": "o",
-              "lw": 1.3, "ms": 3, "label": label}
+        kw = {"color": f"C{scores.index(score) % 10}", "lw": 1.3, "ms": 3, **look(reports.index(report))}
         left.plot(curve["eps"], curve["robust_acc"], **kw)
         right.plot(curve["eps"], curve["undetected_success_rate"], **kw)
     left.set_ylabel("robust accuracy (classifier, strongest attack)")
@@ -67,7 +75,7 @@ def plot_compare(curves: list[dict], path: str | os.PathLike, title: str = "") -
         ax.set_xlabel("eps (L-inf, pixel units)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    right.legend(fontsize=8 if len(reports) == 1 else 7)
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     path = Path(path)
