@@ -124,5 +124,5 @@ def ablation_view(score_rows: list[dict]) -> list[dict]:
             floors.setdefault(key, []).append(100 * r["eps0_floor"])
     for key, row in rows.items():
         lo, hi = (f"{f(floors[key]):.1f}" for f in (min, max)) if key in floors else ("-", "-")
-        row["eps0_floor"] = "-" if key not in floors else f"{lo} %" if lo == hi else f"{lo}-{hi} %"
+        row["eps0_floor"] = "-" if lo == "-" else f"{lo} %" if lo == hi else f"{lo}-{hi} %"
     return list(rows.values())
