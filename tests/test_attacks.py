@@ -109,8 +109,8 @@ def test_unknown_attacks_and_budgets_are_refused(trained_model):
 
 
 @pytest.mark.parametrize("bad, words", [
-    (lambda x, y: (x * 255, y, 500), "finite pixels in \\[0, 1\\]"),
-    (lambda x, y: (x.masked_fill(x > 0.5, float("nan")), y, 500), "finite pixels"),
+    (lambda x, y: (x * 255, y, 500), "images must lie in \\[0, 1\\], found values in \\[0, 255\\]"),
+    (lambda x, y: (x.masked_fill(x > 0.5, float("nan")), y, 500), "images contain NaN or infinite values"),
     (lambda x, y: (x[:, 0], y, 500), "x must be a float tensor \\(N, C, H, W\\)"),
     (lambda x, y: ((x * 255).to(torch.uint8), y, 500), "x must be a float tensor"),
     (lambda x, y: (x, y[:-1], 500), "one integer label per image"),

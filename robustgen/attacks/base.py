@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..data.base import check_pixels
+
 
 class AttackCheckError(RuntimeError):
     """An attack produced images outside the eps-ball, outside [0, 1], or with NaN."""
@@ -126,8 +128,8 @@ def check_clean(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
     if y.shape != (x.shape[0],) or y.is_floating_point() or y.is_complex():
         raise ValueError(f"y must hold one integer label per image, shape ({x.shape[0]},), got shape {tuple(y.shape)} "
                          f"dtype {y.dtype}")
-    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-        raise ValueError("x must be finite pixels in [0, 1] (the model normalises internally)")
+    if x.numel():
+        check_pixels(x)
 
 
 def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, name: str = "attack") -> None:

@@ -7,6 +7,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+
+def check_pixels(x: torch.Tensor) -> None:
+    """Refuse images that are not finite pixels in [0, 1]: a ValueError naming what was found (the
+    detector API and the attacks both take user tensors through here)."""
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"images must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
+                         "the model normalises internally, so pass raw pixels / 255")
+
 
 class DataError(ValueError):
     """A dataset file is missing, malformed or does not match its checksum."""

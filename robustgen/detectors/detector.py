@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
+from ..data.base import check_pixels
 from ..data.inputs import layout
 from ..model import StyleMemoryNet
 from .baselines import check_autoencoder
@@ -63,12 +64,7 @@ def as_images(x, model: StyleMemoryNet, device: torch.device | None = None) -> t
     x = to_model_layout(x, model.input_shape)
     if x.shape[0] == 0:
         raise ValueError("no images given (N = 0)")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"images must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
-                         "the model normalises internally, so pass raw pixels / 255")
+    check_pixels(x)
     return x.to(device=device or next(model.parameters()).device, dtype=torch.float32)
 
 
