@@ -228,6 +228,37 @@ def test_guarded_apgd_attacks_classifier_and_detector_together(trained_model, mn
     assert float((~guarded.robust(x_adv, y)).float().mean()) > 0.5
 
 
+class _BatchSizeScorer:
+    """Flags input 0 only when it is scored in a batch of 4: its score sits on the threshold the way a
+    real one can, computed in batches of another size."""
+
+    def evaluate(self, model, x):
+        logits = model(x)
+        scores = torch.full((x.shape[0],), -10.0)
+        scores[0] = 10.0 if x.shape[0] == 4 else -10.0
+        return scores, logits
+
+
+def test_guarded_apgd_hands_apgd_only_inputs_it_will_call_correct():
+    from types import SimpleNamespace
+
+    from robustgen.attacks.guarded_apgd import GuardedAPGD
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))  # APGD-DLR needs 3 classes
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(3, 4))
+        model[1].bias.zero_()
+    model.num_classes = 3
+    det = SimpleNamespace(model=model, scorer=_BatchSizeScorer(), threshold=0.5, score_scale=1.0)
+    # inputs 0 and 3 are misclassified; 0 is flagged in the whole batch, 3 never
+    x = torch.tensor([[0.1, 0.9, 0, 0], [0.9, 0.1, 0, 0], [0.1, 0.9, 0, 0], [0.2, 0.8, 0, 0]]).view(4, 1, 2, 2)
+    y = torch.tensor([0, 0, 1, 0])
+    torch.manual_seed(0)
+    x_adv = GuardedAPGD(det, 0.05, steps=3)(x, y)  # raised in MergedView when 0 reached APGD in a batch of 3
+    assert (x_adv - x).abs().max() <= 0.05 + 1e-6
+    assert torch.equal(x_adv[0], x[0])  # broken as APGD sees it: left alone, not attacked
+
+
 @pytest.mark.parametrize("name, kw", [("apgd", {"steps": 3}), ("square", {"queries": 20}),
                                       ("autoattack", {"steps": 1})])
 def test_seed_reaches_torchattacks_and_the_global_rng_is_left_alone(trained_model, mnist_small, name, kw):
