@@ -228,18 +228,23 @@ def test_guarded_apgd_attacks_classifier_and_detector_together(trained_model, mn
     assert float((~guarded.robust(x_adv, y)).float().mean()) > 0.5
 
 
-class _BatchSizeScorer:
-    """Flags input 0 only when it is scored in a batch of 4: its score sits on the threshold the way a
-    real one can, computed in batches of another size."""
+class _FlippingScorer:
+    """Flags input 0 only in batches of 4 (``by="size"``) or only on every other call (``by="call"``):
+    a score on the threshold, as a real one can sit, computed in another batch or another pass."""
+
+    def __init__(self, by: str):
+        self.by, self.calls = by, 0
 
     def evaluate(self, model, x):
-        logits = model(x)
+        self.calls += 1
+        flag = x.shape[0] == 4 if self.by == "size" else self.calls % 2 == 1
         scores = torch.full((x.shape[0],), -10.0)
-        scores[0] = 10.0 if x.shape[0] == 4 else -10.0
-        return scores, logits
+        scores[0] = 10.0 if flag else -10.0
+        return scores, model(x)
 
 
-def test_guarded_apgd_hands_apgd_only_inputs_it_will_call_correct():
+@pytest.mark.parametrize("by", ["size", "call"])
+def test_guarded_apgd_follows_the_sub_batch_apgd_keeps(by):
     from types import SimpleNamespace
 
     from robustgen.attacks.guarded_apgd import GuardedAPGD
@@ -249,12 +254,12 @@ def test_guarded_apgd_hands_apgd_only_inputs_it_will_call_correct():
         model[1].weight.copy_(torch.eye(3, 4))
         model[1].bias.zero_()
     model.num_classes = 3
-    det = SimpleNamespace(model=model, scorer=_BatchSizeScorer(), threshold=0.5, score_scale=1.0)
-    # inputs 0 and 3 are misclassified; 0 is flagged in the whole batch, 3 never
+    det = SimpleNamespace(model=model, scorer=_FlippingScorer(by), threshold=0.5, score_scale=1.0)
+    # inputs 0 and 3 are misclassified; 0 is flagged in the first call (on the whole batch), 3 never
     x = torch.tensor([[0.1, 0.9, 0, 0], [0.9, 0.1, 0, 0], [0.1, 0.9, 0, 0], [0.2, 0.8, 0, 0]]).view(4, 1, 2, 2)
     y = torch.tensor([0, 0, 1, 0])
     torch.manual_seed(0)
-    x_adv = GuardedAPGD(det, 0.05, steps=3)(x, y)  # raised in MergedView when 0 reached APGD in a batch of 3
+    x_adv = GuardedAPGD(det, 0.05, steps=3)(x, y)  # raised in MergedView: APGD kept a sub-batch of 2
     assert (x_adv - x).abs().max() <= 0.05 + 1e-6
     assert torch.equal(x_adv[0], x[0])  # broken as APGD sees it: left alone, not attacked
 

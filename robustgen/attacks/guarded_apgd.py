@@ -33,28 +33,13 @@ class GuardedAPGD:
         with torch.no_grad():
             return self.guarded.merged_logits(x, y).argmax(dim=1) != y
 
-    def _still_correct(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """``idx`` less the inputs that the view, called on exactly ``x[idx]`` as APGD will call it,
-        does not classify correctly; repeated until none drops out. APGD checks its batch itself and
-        attacks only the correct ones (then the view's labels are no longer the batch's): an input
-        whose score sits on the threshold can flip with the size of the batch it is computed in."""
-        while idx.numel():
-            self.view.labels = y[idx]
-            with torch.no_grad():
-                correct = self.view(x[idx]).max(1)[1] == y[idx]  # APGD's own test, to the bit
-            self.view.labels = None
-            if bool(correct.all()):
-                break
-            idx = idx[correct]
-        return idx
-
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         adv = x.clone()
         broken = self._broken(x, y)
         for atk in self.attacks:
-            # Only inputs not yet broken, so every input APGD receives is "correct" in its eyes and
-            # it calls the model on the whole sub-batch in order (its labels are then ours).
-            idx = self._still_correct(x, y, (~broken).nonzero()[:, 0])
+            # Only inputs not yet broken; APGD checks them again and may keep fewer, which the view
+            # follows (see MergedView).
+            idx = (~broken).nonzero()[:, 0]
             if idx.numel() == 0:
                 break
             self.view.labels = y[idx]

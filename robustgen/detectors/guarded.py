@@ -72,15 +72,38 @@ class GuardedClassifier(nn.Module):
 
 class MergedView(nn.Module):
     """``GuardedClassifier.merged_logits`` as a plain C-logit model for attack libraries, with the
-    labels of the current batch set by the caller (``view.labels = y``). Only for attacks that
-    call the model on the whole batch in order; ``guarded_apgd`` guarantees that."""
+    labels of the current batch set by the caller (``view.labels = y``, cleared after).
+
+    torchattacks' APGD calls the model on the whole batch once, then only on the inputs that call
+    found correct (``logits.max(1)[1] == y``). The view applies that same test to the logits it
+    returned, so when a smaller batch comes it knows exactly which labels it holds: no bitwise
+    agreement between calls is assumed (an input whose score sits on the threshold can flip
+    between two calls on the same images). Any other batch size is an error."""
 
     def __init__(self, guarded: GuardedClassifier):
         super().__init__()
         self.guarded = guarded
-        self.labels: torch.Tensor | None = None
+        self._labels: torch.Tensor | None = None
+        self._correct: torch.Tensor | None = None  # the last whole-batch call's test, per input
+        self._sub: torch.Tensor | None = None  # the labels of the sub-batch, once one came
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        return self._labels
+
+    @labels.setter
+    def labels(self, y: torch.Tensor | None) -> None:
+        self._labels, self._correct, self._sub = y, None, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.labels is None or self.labels.shape[0] != x.shape[0]:
-            raise RuntimeError("MergedView.labels must hold the labels of exactly this batch")
-        return self.guarded.merged_logits(x, self.labels)
+        n, y = x.shape[0], self._labels
+        if y is not None and self._sub is None and n == y.shape[0]:
+            out = self.guarded.merged_logits(x, y)
+            self._correct = out.detach().max(1)[1] == y
+            return out
+        if self._sub is None and self._correct is not None and int(self._correct.sum()) == n:
+            self._sub = y[self._correct]
+        if self._sub is None or self._sub.shape[0] != n:
+            raise RuntimeError("MergedView was called on a batch that is neither the labelled one nor its "
+                               "correctly classified part")
+        return self.guarded.merged_logits(x, self._sub)
