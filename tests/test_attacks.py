@@ -264,6 +264,14 @@ def test_guarded_apgd_follows_the_sub_batch_apgd_keeps(by):
     assert torch.equal(x_adv[0], x[0])  # broken as APGD sees it: left alone, not attacked
 
 
+def test_guarded_apgd_leaves_the_model_in_eval_mode(trained_model, mnist_small):
+    xv, (x, y) = mnist_small[1][0][:200], (mnist_small[1][0][500:508], mnist_small[1][1][500:508])
+    det = ReconstructionDetector(trained_model, "recon").fit(xv, fpr=0.05)
+    trained_model.eval()
+    make_attack("guarded-apgd", trained_model, 0.1, detector=det, steps=2).fn(x, y)
+    assert not any(m.training for m in trained_model.modules())  # torchattacks' train() reached it
+
+
 @pytest.mark.parametrize("name, kw", [("apgd", {"steps": 3}), ("square", {"queries": 20}),
                                       ("autoattack", {"steps": 1})])
 def test_seed_reaches_torchattacks_and_the_global_rng_is_left_alone(trained_model, mnist_small, name, kw):

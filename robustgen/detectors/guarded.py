@@ -87,6 +87,13 @@ class MergedView(nn.Module):
         self._correct: torch.Tensor | None = None  # the last whole-batch call's test, per input
         self._sub: torch.Tensor | None = None  # the labels of the sub-batch, once one came
 
+    def train(self, mode: bool = True) -> MergedView:
+        """Only the view's own flag: torchattacks calls ``train()`` on the model it attacks after
+        each attack when that model was in training mode (as a new module is), which would leave
+        the classifier in training mode, its batch norms on batch statistics, for every later call."""
+        self.training = mode
+        return self
+
     @property
     def labels(self) -> torch.Tensor | None:
         return self._labels
