@@ -49,3 +49,19 @@ def test_merged_logits_mean_misclassified_and_not_rejected(guarded, mnist_small)
 def test_guarded_needs_a_fitted_detector(trained_model):
     with pytest.raises(ValueError, match="fitted detector"):
         GuardedClassifier(trained_model, ReconstructionDetector(trained_model, "recon"))
+
+
+@pytest.mark.parametrize("mode", [False, True])
+def test_an_attack_library_leaves_the_wrapped_model_in_its_own_mode(trained_model, mnist_small, mode):
+    import torchattacks
+
+    x, y = mnist_small[1][0][700:708], mnist_small[1][1][700:708]
+    det = ReconstructionDetector(trained_model, "recon").fit(mnist_small[1][0][:200], fpr=0.05)
+    trained_model.train(mode)
+    try:
+        guarded = GuardedClassifier(trained_model, det)  # a new module: its own flag would read True
+        assert guarded.training is mode
+        torchattacks.PGD(guarded, eps=0.1, alpha=0.05, steps=2)(x, y)  # eval() before, train() after if it read True
+        assert [m.training for m in trained_model.modules()] == [mode] * len(list(trained_model.modules()))
+    finally:
+        trained_model.eval()

@@ -27,7 +27,28 @@ import torch
 from torch import nn
 
 
-class GuardedClassifier(nn.Module):
+class _ModeOfTheWrapped:
+    """A wrapper with no training mode of its own: ``training`` reads the wrapped model's.
+
+    Attack libraries read ``model.training`` before an attack and call ``model.train()`` after it
+    when that was True (torchattacks does). A wrapper built as a fresh ``nn.Module`` would read True
+    while the model it wraps is in eval mode, and the library would leave the user's model in
+    training mode (batch norm on batch statistics) for every later call. ``train()``/``eval()`` still
+    reach the wrapped model, as a child module; that sets the flag read here."""
+
+    def _wrapped(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def training(self) -> bool:
+        return self._wrapped().training
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        pass  # nn.Module sets its own flag in __init__ and train(); the wrapped model's is the one
+
+
+class GuardedClassifier(_ModeOfTheWrapped, nn.Module):
     def __init__(self, model: nn.Module, detector, gain: float = 1.0):
         super().__init__()
         if detector.threshold is None:
@@ -35,6 +56,9 @@ class GuardedClassifier(nn.Module):
         if not (isinstance(gain, (int, float)) and math.isfinite(gain) and gain > 0):
             raise ValueError(f"gain must be a positive finite number, got {gain!r}")
         self.model, self.detector, self.gain = model, detector, gain
+
+    def _wrapped(self) -> nn.Module:
+        return self.model
 
     @property
     def num_classes(self) -> int:
@@ -70,7 +94,7 @@ class GuardedClassifier(nn.Module):
         return (pred == y) | (pred == self.reject_class)
 
 
-class MergedView(nn.Module):
+class MergedView(_ModeOfTheWrapped, nn.Module):
     """``GuardedClassifier.merged_logits`` as a plain C-logit model for attack libraries, with the
     labels of the current batch set by the caller (``view.labels = y``, cleared after).
 
@@ -87,12 +111,8 @@ class MergedView(nn.Module):
         self._correct: torch.Tensor | None = None  # the last whole-batch call's test, per input
         self._sub: torch.Tensor | None = None  # the labels of the sub-batch, once one came
 
-    def train(self, mode: bool = True) -> MergedView:
-        """Only the view's own flag: torchattacks calls ``train()`` on the model it attacks after
-        each attack when that model was in training mode (as a new module is), which would leave
-        the classifier in training mode, its batch norms on batch statistics, for every later call."""
-        self.training = mode
-        return self
+    def _wrapped(self) -> nn.Module:
+        return self.guarded
 
     @property
     def labels(self) -> torch.Tensor | None:
