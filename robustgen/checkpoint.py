@@ -1,4 +1,5 @@
-"""The only save/load path for models: atomic writes, ``weights_only``-safe loading.
+"""The only save/load path for models: atomic writes, ``weights_only``-safe loading, a SHA-256
+sealed into every file (:mod:`robustgen.integrity`) and checked on every load.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (so
 ``torch.load(weights_only=True)`` accepts it) holding the weights, the optimizer state, the number
@@ -7,12 +8,14 @@ of finished epochs, the resolved config and the model spec needed to rebuild the
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 
+from .integrity import IntegrityError, read_sealed, seal
 from .model import ModelSpec, StyleMemoryNet
 
 FORMAT = "robustgen-checkpoint"
@@ -37,14 +40,18 @@ def model_payload(model: StyleMemoryNet) -> dict:
 
 
 def atomic_save(payload: dict, path: str | os.PathLike) -> Path:
-    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``:
-    a crash leaves either the old file or the new one, never a torn one."""
+    """torch.save, sealed with its SHA-256, to a temporary file in the same folder, fsync, then
+    rename over ``path``: a crash leaves either the old file or the new one, never a torn one, and
+    a file changed afterwards is refused by :func:`safe_load`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = seal(buffer.getvalue())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -94,12 +101,17 @@ def resolve_checkpoint(path_or_run: str | os.PathLike) -> Path:
 
 
 def safe_load(path: str | os.PathLike):
-    """torch.load with ``weights_only=True`` on the CPU, with a clear error for a bad file."""
+    """torch.load with ``weights_only=True`` on the CPU, after checking the file's SHA-256 seal
+    (files written before robustgen sealed them load unchecked); a clear one-line error for a bad file."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"no file at {p}")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        data, _ = read_sealed(p)
+    except IntegrityError as e:
+        raise CheckpointError(str(e)) from None
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt file
         raise CheckpointError(f"cannot read {p}: {type(e).__name__}: {e}. The file is corrupt or "
                               "not a robustgen checkpoint") from None

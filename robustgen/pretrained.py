@@ -16,7 +16,6 @@ both files from a finished run (``robustgen export``); that is how the shipped o
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint, model_from_checkpoint, safe_load
+from .integrity import sha256_file
 from .model import StyleMemoryNet
 
 FORMAT = "robustgen-pretrained"
@@ -40,14 +40,6 @@ def list_pretrained() -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-def sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(name: str, folder: str | os.PathLike | None = None) -> dict:
@@ -79,7 +71,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
     weights = root / recorded
     if not weights.is_file():
         raise CheckpointError(f"the weights of pretrained model {name!r} are missing ({weights}); reinstall robustgen")
-    digest = sha256(weights)
+    digest = sha256_file(weights)
     if digest != manifest["sha256"]:
         raise CheckpointError(f"the weights of pretrained model {name!r} ({weights}) are corrupt: SHA-256 {digest} "
                               f"does not match the recorded {manifest['sha256']}; reinstall robustgen")
@@ -145,7 +137,7 @@ def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype:
                     "accuracy_first_1000": first["accuracy"]}
         manifest = {
             "format": FORMAT, "version": 1, "name": name, "weights": weights.name, "dtype": dtype,
-            "sha256": sha256(tmp), "model_spec": model.spec.to_dict(), "input_shape": list(model.input_shape),
+            "sha256": sha256_file(tmp), "model_spec": model.spec.to_dict(), "input_shape": list(model.input_shape),
             "normalisation": {"mean": list(model.spec.mean), "std": list(model.spec.std)},
             "config": ckpt["config"], "dataset": ckpt["dataset"], "epoch": ckpt["epoch"],
             "trained_with": f"robustgen train --config {ckpt['config']['name']}",
