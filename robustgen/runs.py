@@ -125,15 +125,17 @@ class MetricsLog:
                 writer.writeheader()
             writer.writerow(row)
 
-    def truncate_after(self, epoch: int) -> None:
-        """Drop rows of epochs after ``epoch`` (written after the last checkpoint of a crashed run)."""
-        if not self.path.exists():
+    def restore(self, row: dict | None) -> None:
+        """On resume: append the checkpoint's own row if the log lacks it (a crash after the checkpoint
+        was written and before its row was appended). Rows already written are never rewritten."""
+        if row is None:  # checkpoints written before they carried their row
             return
-        with self.path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows if int(r["epoch"]) <= epoch]
-        if len(keep) != len(rows):
-            with self.path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(keep)
+        epochs = []
+        if self.path.exists():
+            if not self.path.read_bytes().endswith(b"\n"):  # a row torn by the crash: end it, keep it
+                with self.path.open("a") as f:
+                    f.write("\n")
+            with self.path.open(newline="") as f:
+                epochs = [r["epoch"] for r in csv.DictReader(f)]
+        if str(row["epoch"]) not in epochs:
+            self.append(row)

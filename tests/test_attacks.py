@@ -25,6 +25,9 @@ def test_parse_eps_list_reads_ranges():
     for bad in ("0.4:0:0.1", "0:0.4:0", "0:0.4", "a:b:c", "0:0:0.1", "0:1:1e-12"):
         with pytest.raises(ValueError):
             parse_eps_list(bad)
+    for outside in ("-1:0.3:0.1", "-0.1:0.2:0.1", "0.5:1.5:0.5", "0.1,-1:0.3:0.1"):  # refused whole, never trimmed
+        with pytest.raises(ValueError, match="reaches outside"):
+            parse_eps_list(outside)
 
 
 def test_parse_eps():

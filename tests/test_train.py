@@ -77,10 +77,17 @@ def test_checkpoint_roundtrip_gives_identical_outputs(tmp_path):
 def test_resume_continues_from_the_right_epoch(tmp_path):
     straight = train_run(_run_cfg(tmp_path / "straight", 3))
     first = train_run(_run_cfg(tmp_path / "resumed", 2))  # stands in for a run killed after epoch 2
+    metrics = (first / "metrics.csv").read_text().splitlines(keepends=True)
+    # killed after the checkpoint of epoch 2 was written and before its row was: the row comes back
+    (first / "metrics.csv").write_text("".join(metrics[:-1]))
+    config = (first / "config.toml").read_text()
     resumed = train_run(resume=first, epochs=3)
     assert resumed == first
     rows = list(csv.DictReader((first / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert (first / "metrics.csv").read_text().startswith("".join(metrics))  # appended to, never rewritten
+    after = (first / "config.toml").read_text()
+    assert after.startswith(config) and "# resumed after epoch 2" in after and "epochs = 3" in after[len(config):]
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     assert b["epoch"] == 3
     for k in a["model_state"]:
@@ -99,7 +106,7 @@ def test_bad_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_model(tmp_path)
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="corrupt or not a robustgen checkpoint"):
+    with pytest.raises(CheckpointError, match="damaged, truncated or not written by robustgen"):
         load_model(tmp_path)
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a robustgen checkpoint"):

@@ -164,12 +164,27 @@ def test_detect_skips_a_truncated_and_a_pickled_npz_and_scores_the_rest(capsys, 
     assert zipfile.is_zipfile(pickled)
 
 
-def test_eval_never_overwrites_an_earlier_evaluation(capsys, run, tmp_path):
+@pytest.mark.parametrize("kept", ["eval-val.json", "eval-val.md"])
+def test_eval_never_overwrites_an_earlier_evaluation(capsys, run, tmp_path, kept):
     earlier = tmp_path / "eval"
     earlier.mkdir()
-    (earlier / "eval-val.json").write_text("{\"mine\": true}")
+    (earlier / kept).write_text("{\"mine\": true}")
     err = _fails(capsys, ["eval", "--checkpoint", str(run), "--split", "val", "--out", str(earlier)])
-    assert "already exists" in err and json.loads((earlier / "eval-val.json").read_text()) == {"mine": True}
+    assert "already exists" in err and json.loads((earlier / kept).read_text()) == {"mine": True}
+    assert [p.name for p in earlier.iterdir()] == [kept]  # nothing written beside it either
+
+
+@pytest.mark.parametrize("command", [["attack", "--checkpoint", "fast-mnist"], ["train", "--config", "smoke"],
+                                     ["reproduce", "--checkpoint", "fast-mnist"]])
+@pytest.mark.parametrize("value", ["-1", str(2**32), str(2**64), "1e3"])
+def test_a_seed_outside_what_torch_accepts_is_one_line(capsys, command, value):
+    line = _error(capsys, command + ["--seed", value])
+    assert "--seed" in line and ("[0, 4294967295]" in line or "not a whole number" in line)
+
+
+def test_an_eps_range_reaching_below_zero_is_refused_not_trimmed(capsys, tmp_path):
+    err = _fails(capsys, ["attack", "--checkpoint", "fast-mnist", "--eps=-1:0.3:0.1", "--n", "5", "--out", str(tmp_path / "r")])
+    assert "reaches outside [0, 1]" in err and not (tmp_path / "r").exists()
 
 
 def test_export_name_cannot_leave_the_out_folder(capsys, run, tmp_path):
@@ -229,17 +244,22 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.parametrize("via", ["pickle", "torch.save"])
 @pytest.mark.parametrize("kind", ["checkpoint", "detector", "pretrained"])
-def test_a_malicious_pickle_is_refused_without_running_it(tmp_path, kind):
+def test_a_malicious_pickle_is_refused_without_running_it(tmp_path, kind, via):
     from robustgen.checkpoint import CheckpointError, load_checkpoint
     from robustgen.detectors.detector import ReconstructionDetector
-    from robustgen.pretrained import load_pretrained, pretrained_dir, sha256
+    from robustgen.integrity import sha256_file as sha256
+    from robustgen.pretrained import load_pretrained, pretrained_dir
 
     _Payload.marker = tmp_path / "payload-ran"
     evil = {"format": "robustgen-checkpoint", "version": 1, "model_spec": {}, "model_state": {"w": _Payload()}}
     path = tmp_path / ("checkpoint.pt" if kind != "pretrained" else "evil.pt")
-    with open(path, "wb") as f:
-        pickle.dump(evil, f)
+    if via == "pickle":
+        with open(path, "wb") as f:
+            pickle.dump(evil, f)
+    else:  # a torch zip archive with an empty comment: an unsealed (legacy) file reaches the weights_only loader
+        torch.save(evil, path)
     with pytest.raises(CheckpointError):
         if kind == "checkpoint":
             load_checkpoint(path)

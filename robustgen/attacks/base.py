@@ -54,7 +54,8 @@ def parse_eps(value: str | float) -> float:
 def parse_eps_list(text: str) -> list[float]:
     """Comma-separated budgets, each a number (``0.3``, ``8/255``) or an inclusive range
     ``start:stop:step`` (``0:0.4:0.05`` -> 0.05, 0.1, ..., 0.4; eps 0 is the clean point and is left
-    out). Returns sorted, de-duplicated floats in (0, 1]."""
+    out); a range reaching below 0 or above 1 is refused, not trimmed. Returns sorted, de-duplicated
+    floats in (0, 1]."""
     values: set[float] = set()
     for item in (t.strip() for t in text.split(",")):
         if not item:
@@ -69,6 +70,9 @@ def parse_eps_list(text: str) -> list[float]:
             start = None
         if start is None or step <= 0 or stop < start:
             raise ValueError(f"cannot read eps range {item!r}; write start:stop:step with step > 0, like 0:0.4:0.05")
+        if start < 0 or stop > 1:  # refused whole, never trimmed to the part inside [0, 1]
+            raise ValueError(f"eps range {item!r} reaches outside [0, 1] (pixel units); start at 0 or above and stop "
+                             "at 1 or below")
         if (stop - start) / step > MAX_EPS_RANGE:  # a tiny step would spin here for hours, then attack for days
             raise ValueError(f"eps range {item!r} gives more than {MAX_EPS_RANGE} budgets; use a larger step")
         k = 0

@@ -7,7 +7,6 @@ import sys
 from .common import (
     add_autoencoder_arg,
     add_model_args,
-    any_int,
     at_least,
     fraction,
     load_autoencoder,
@@ -16,6 +15,7 @@ from .common import (
     model_split,
     new_output_folder,
     positive_float,
+    seed_value,
     split_list,
     timestamped,
 )
@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sanity-n", type=at_least(0), default=200,
                    help="inputs re-attacked by the eps-1.0 and doubled-steps sanity checks (default 200; 0 skips them)")
     p.add_argument("--batch-size", type=at_least(1), default=500)
-    p.add_argument("--seed", type=any_int, default=0, help="seed of every attack's randomness (random starts, "
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of every attack's randomness (random starts, "
                    "Square's proposals); each batch's is seeded by (seed, index of its first input) (default 0)")
     p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -46,8 +46,15 @@ def fraction(text: str) -> float:
     return value
 
 
-def any_int(text: str) -> int:
-    return _number(int, text)
+SEED_MAX = 2**32 - 1  # numpy's range; per-batch and per-epoch seeds (seed * 1,000,003 + i) stay within torch's
+
+
+def seed_value(text: str) -> int:
+    """A random seed: a whole number in [0, 2**32 - 1]."""
+    value = _number(int, text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed must be a whole number in [0, {SEED_MAX}], got {value}")
+    return value
 
 
 def split_list(text: str, what: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .common import add_model_args, model_home, model_path, model_split
@@ -14,7 +15,7 @@ def add_parser(sub) -> None:
     add_model_args(p)
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--out", help="folder for eval-<split>.json/.md (default: the run folder); an existing "
-                                 "eval-<split>.json there is never overwritten")
+                                 "eval-<split>.json or .md there is never overwritten")
 
 
 def run(args) -> int:
@@ -23,7 +24,7 @@ def run(args) -> int:
     from ..inference import evaluate
     from ..pretrained import load_model
     from ..reports.tables import markdown_table
-    from ..runs import resolve_device, write_json
+    from ..runs import resolve_device
 
     device = resolve_device(args.device)
     model = load_model(model_path(args), device)
@@ -31,8 +32,9 @@ def run(args) -> int:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {folder} is a file, not a folder")
     target = folder / f"eval-{args.split}.json"
-    if target.exists():
-        raise FileExistsError(f"{target} already exists; pass --out NEW_FOLDER so the earlier evaluation is kept")
+    for path in (target, target.with_suffix(".md")):
+        if path.exists():
+            raise FileExistsError(f"{path} already exists; pass --out NEW_FOLDER so the earlier evaluation is kept")
     data = model.meta["config"]["data"]
     x, y = model_split(args, model, args.split)
     with torch.inference_mode():
@@ -62,8 +64,10 @@ def run(args) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{data['dataset']} {args.split} split, N = {result['n']}, checkpoint epoch {result['epoch']}"
     table = markdown_table(rows)
-    write_json(target, result)
-    (folder / f"eval-{args.split}.md").write_text(f"# Evaluation\n\n{title} (`{result['checkpoint']}`)\n\n{table}")
+    for path, text in ((target, json.dumps(result, indent=2) + "\n"),
+                       (target.with_suffix(".md"), f"# Evaluation\n\n{title} (`{result['checkpoint']}`)\n\n{table}")):
+        with path.open("x") as f:  # exclusive: a file made meanwhile by another run is not written over
+            f.write(text)
     print(f"{title}\n")
     print(table)
     print(f"saved {target} and .md")

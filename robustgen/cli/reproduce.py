@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from .common import (
     add_model_args,
-    any_int,
     at_least,
     load_classifier,
     model_home,
     model_split,
     new_output_folder,
+    seed_value,
     split_list,
     timestamped,
 )
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--k", type=at_least(1), default=97, help="neighbours per space (paper: 97)")
     p.add_argument("--n-queries", type=at_least(1), default=1000,
                    help="random queries for averaged neighbour statistics (at most the test set's size)")
-    p.add_argument("--seed", type=any_int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--out", help="output folder (default: <run>/reproduce/<timestamp>); must be new or empty")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..training.config import ConfigError, list_presets
-from .common import any_int, at_least, positive_float
+from .common import at_least, positive_float, seed_value
 
 HELP = "train a style-memory network into a new run folder"
 
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=at_least(1))
     p.add_argument("--batch-size", type=at_least(1))
     p.add_argument("--lr", type=positive_float)
-    p.add_argument("--seed", type=any_int)
+    p.add_argument("--seed", type=seed_value)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--name", help="run name (the folder is <timestamp>-<name>)")
     p.add_argument("--runs-dir", help="where run folders are made (default: ./runs)")

@@ -242,6 +242,7 @@ def validate(cfg: Config) -> None:
     t = cfg.train
     checks = [
         (t.epochs >= 1, "train.epochs must be at least 1"),
+        (0 <= t.seed <= 2**32 - 1, f"train.seed must be a whole number in [0, {2**32 - 1}], got {t.seed}"),
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
         (t.lr > 0, "train.lr must be positive"),
         (t.lr_schedule in ("constant", "cosine", "onecycle"), "train.lr_schedule must be constant, cosine or onecycle"),

@@ -69,6 +69,17 @@ def build_model(cfg: Config, info: DatasetInfo | int | None = None, mean: tuple[
                                     label_free=m.label_free))
 
 
+def note_resume(path: Path, before: Config, after: Config, epoch: int) -> None:
+    """Append to a run's config.toml, as TOML comments, that it was resumed after ``epoch`` and which
+    keys the resume changed (``--epochs``, ``--device``); what was written before stays as it was."""
+    old, new = to_toml(before).splitlines(), to_toml(after).splitlines()
+    changed = [line for line in new if line not in old and "=" in line]
+    lines = [f"# resumed after epoch {epoch} on {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
+             + (": " + "; ".join(changed) if changed else ", nothing changed")]
+    with path.open("a") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch  # each epoch's permutation and noise depend only on (seed, epoch)
 
@@ -196,9 +207,9 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
                              f"{cfg.data.dataset} has {info.num_classes}")
         if state["optimizer_state"] is not None:
             load_optimizer_state(optimizer, state["optimizer_state"])
-        if main:
-            (run_dir / "config.toml").write_text(to_toml(cfg))
-            MetricsLog(run_dir / "metrics.csv").truncate_after(start_epoch)
+        if main:  # config.toml and metrics.csv are only ever appended to
+            note_resume(run_dir / "config.toml", config_from_dict(state["config"]), cfg, start_epoch)
+            MetricsLog(run_dir / "metrics.csv").restore(state["extra"].get("metrics_row"))
     elif main:
         run_dir = create_run_dir(cfg.runs_dir, cfg.name)
         (run_dir / "config.toml").write_text(to_toml(cfg))
@@ -212,11 +223,12 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
     dataset = {"name": info.name, "num_classes": info.num_classes, "class_names": list(info.class_names),
                "shape": list(info.shape)}
 
-    def save(stats: dict) -> None:
-        metrics.append(stats)
+    def save(stats: dict) -> None:  # the checkpoint first: a crash between the two loses no row (see restore)
         ckpt_io.save_checkpoint(run_dir / ckpt_io.CHECKPOINT_NAME, model=model, optimizer=optimizer,
                                 epoch=stats["epoch"], config=cfg.to_dict(), dataset=dataset,
-                                extra={"val_accuracy": stats["val_accuracy"], "val_recon": stats["val_recon"]})
+                                extra={"val_accuracy": stats["val_accuracy"], "val_recon": stats["val_recon"],
+                                       "metrics_row": stats})
+        metrics.append(stats)
 
     fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch, on_epoch_end=save, progress=progress)
     return run_dir
