@@ -1,9 +1,8 @@
-"""``robustgen detect``: score image files with a detector; one CSV row per image."""
+"""``robustgen detect``: score image files with a detector; one CSV row per image, written as it goes."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from .common import add_autoencoder_arg, add_model_args, at_least, fraction, load_autoencoder, load_classifier, model_split
 
@@ -17,7 +16,9 @@ def add_parser(sub) -> None:
     add_autoencoder_arg(p)
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help=".npy/.npz arrays, IDX image files, PNG/JPEG images or folders of them")
-    p.add_argument("--out", required=True, help="CSV file to write (must not exist)")
+    p.add_argument("--out", required=True, help="CSV file to write (must not exist, unless --resume)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted --out CSV after its last complete "
+                   "row (same --input and detector; pass --detector FILE so the threshold is the same)")
     p.add_argument("--score", help="detector score (default: recon)")
     p.add_argument("--n-val", type=at_least(1), help="fit the thresholds on the first N clean validation images "
                    "(default: all of them, 5,000 for MNIST; fewer make quick runs, with a noisier threshold)")
@@ -28,19 +29,21 @@ def add_parser(sub) -> None:
     p.add_argument("--uint8", action="store_true", help="read uint8 arrays as pixel / 255")
     p.add_argument("--fail-on-flag", action="store_true", help="exit with status 1 when any input is flagged")
     p.add_argument("--batch-size", type=at_least(1), default=500)
+    p.add_argument("--chunk", type=at_least(1), default=4096, help="images read, scored and written at a time "
+                   "(memory is bounded by it; default 4096)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
 
 
 def run(args) -> int:
-    import numpy as np
+    from pathlib import Path
 
-    from ..data.inputs import read_inputs
     from ..detectors.detector import Detector, make_detector
-    from ..reports.tables import write_csv
     from ..runs import resolve_device
 
     out = Path(args.out)
-    if out.exists():
-        raise ValueError(f"{out} already exists; choose a new --out so nothing is overwritten")
+    if out.exists() and not args.resume:
+        raise ValueError(f"{out} already exists; choose a new --out so nothing is overwritten, or pass --resume to "
+                         "continue it")
     if not out.parent.is_dir():
         raise ValueError(f"the folder of --out ({out.parent}) does not exist")
     device = resolve_device(args.device)
@@ -61,23 +64,31 @@ def run(args) -> int:
         fpr = 0.05 if args.fpr is None else args.fpr
         det = make_detector(model, score, args.batch_size, autoencoder).fit(x_val, fpr=fpr)
         fitted = f"fitted at FPR {fpr:g} on the {len(x_val)} validation images of {data['dataset']}"
-    batches, errors = read_inputs(args.input, uint8=args.uint8, shape=det.model.input_shape)
-    for message in errors:
-        print(f"robustgen detect: skipped {message}", file=sys.stderr)
-    rows = []
-    for batch in batches:
-        report, flagged = det.detect(batch.images)
-        rows += [{"source": s, "index": i, "prediction": int(p), "confidence": float(c), "score": float(v),
-                  "threshold": det.threshold, "flagged": bool(f)}
-                 for s, i, p, c, v, f in zip(batch.sources, batch.indices, report["predictions"],
-                                             report["confidences"], report["scores"], flagged)]
-    if not rows:
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(unit="img", desc="detect", file=sys.stderr)
+
+    def total(n: int) -> None:
+        if bar is not None:
+            bar.total = n
+            bar.refresh()
+
+    try:
+        summary = det.detect_files(args.input, out, uint8=args.uint8, chunk=args.chunk, resume=args.resume,
+                                   on_error=lambda m: print(f"robustgen detect: skipped {m}", file=sys.stderr),
+                                   on_progress=bar.update if bar is not None else None, on_total=total)
+    finally:
+        if bar is not None:
+            bar.close()
+    if summary.n == 0:
+        out.unlink(missing_ok=True)  # only the header was written: no file is better than an empty table
         raise ValueError("no input could be read; nothing was scored")
-    write_csv(out, rows, ["source", "index", "prediction", "confidence", "score", "threshold", "flagged"])
-    n_flagged = int(np.sum([r["flagged"] for r in rows]))
-    print(f"scored {len(rows)} images; {n_flagged} flagged ({n_flagged / len(rows):.1%}) by `{det.score_name}` "
-          f"above {det.threshold:.4g} (detector {fitted})")
+    resumed = f" ({summary.resumed} of them already in {out}, resumed after)" if summary.resumed else ""
+    print(f"scored {summary.n} images{resumed}; {summary.flagged} flagged ({summary.flagged / summary.n:.1%}) by "
+          f"`{det.score_name}` above {det.threshold:.4g} (detector {fitted})")
     print(f"wrote {out}")
-    if errors:
+    if summary.errors:
         return EXIT_USAGE
-    return 1 if (args.fail_on_flag and n_flagged) else 0
+    return 1 if (args.fail_on_flag and summary.flagged) else 0

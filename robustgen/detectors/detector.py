@@ -189,6 +189,15 @@ class Detector:
                   "predictions": pred.cpu().numpy(), "confidences": conf.double().cpu().numpy()}
         return report, is_adv
 
+    def detect_files(self, paths, out, **options):
+        """Score image files (``.npy``/``.npz``, IDX, PNG/JPEG, folders) into the CSV ``out`` as a
+        stream, a chunk at a time, with bounded memory; ``resume=True`` continues an interrupted CSV.
+        Returns a :class:`~robustgen.detectors.streaming.DetectSummary`; see
+        :func:`~robustgen.detectors.streaming.detect_files` for the options."""
+        from .streaming import detect_files
+
+        return detect_files(self, paths, out, **options)
+
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Save model, score calibration and threshold in one file (atomic write)."""

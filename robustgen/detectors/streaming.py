@@ -1,0 +1,132 @@
+"""Score image files with a fitted detector as a stream: read, scored and written a chunk at a time,
+so that memory stays bounded whatever the number of inputs, and every chunk's rows are on disk
+(flushed) before the next is read. ``resume=True`` continues an interrupted CSV after its last
+complete row and never scores an input twice.
+
+    summary = detect_files(det, ["images.npy", "pngs/"], "scores.csv")
+    summary.n, summary.flagged
+
+One row per image: ``source, index, prediction, confidence, score, threshold, flagged`` (floats to 6
+significant digits).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..data.inputs import iter_batches, open_inputs
+
+COLUMNS = ["source", "index", "prediction", "confidence", "score", "threshold", "flagged"]
+CHUNK = 4096  # images read, scored and written at a time
+
+
+@dataclass
+class DetectSummary:
+    out: Path
+    n: int = 0  # rows in the CSV at the end (resumed ones included)
+    flagged: int = 0  # of them, flagged
+    resumed: int = 0  # rows that were already there
+    errors: list[str] = field(default_factory=list)  # inputs that could not be read, one sentence each
+    total: int = 0  # images the inputs' headers announce (an upper bound where a folder's file fails)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def completed_rows(path: Path, threshold: float) -> tuple[int, int, tuple[str, str] | None]:
+    """(rows, flagged rows, (source, index) of the last row) of an interrupted CSV. A last row cut off
+    by the interruption (no line end) is removed from the file, so that appending continues cleanly.
+    A file of another kind, or one written with another threshold, is refused."""
+    with path.open("rb+") as f:
+        data = f.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            f.truncate(end)
+    lines = data[:end].decode("utf-8").splitlines()
+    rows = list(csv.reader(lines))
+    if not rows or rows[0] != COLUMNS:
+        raise ValueError(f"{path} is not a CSV of robustgen detect (its header is not {','.join(COLUMNS)}); "
+                         "nothing to resume")
+    body = rows[1:]
+    if any(len(r) != len(COLUMNS) for r in body):
+        raise ValueError(f"{path}: a row does not have the {len(COLUMNS)} columns of robustgen detect; it cannot be resumed")
+    if body and body[-1][5] != _fmt(threshold):
+        raise ValueError(f"{path} was written with threshold {body[-1][5]}, this detector's is {_fmt(threshold)}; resume "
+                         "with the same detector (save it with det.save and pass --detector)")
+    flagged = sum(r[6] == "True" for r in body)
+    return len(body), flagged, (body[-1][0], body[-1][1]) if body else None
+
+
+def detect_files(detector, paths: list[str | os.PathLike], out: str | os.PathLike, *, uint8: bool = False,
+                 chunk: int = CHUNK, resume: bool = False, on_error: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None
+                 ) -> DetectSummary:
+    """Score every image of ``paths`` with a fitted ``detector`` into the CSV ``out``.
+
+    ``out`` must not exist, unless ``resume``: then the rows already in it are kept and scoring starts
+    after the last one (checked to be the same input as in the interrupted run). Unreadable inputs are
+    skipped and named through ``on_error`` (and in the summary); ``on_total(n)`` gets the number of
+    images the headers announce, ``on_progress(k)`` each chunk's count (resumed rows first)."""
+    if detector.threshold is None:
+        raise RuntimeError("the detector has no threshold yet: call fit(x_clean, fpr=...) first")
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"chunk must be a whole number of at least 1, got {chunk!r}")
+    out = Path(out)
+    summary = DetectSummary(out)
+
+    def error(message: str) -> None:
+        summary.errors.append(message)
+        if on_error:
+            on_error(message)
+
+    sources, errors = open_inputs(paths, uint8=uint8, shape=detector.model.input_shape)
+    for message in errors:
+        error(message)
+    summary.total = sum(s.n for s in sources)
+    if on_total:
+        on_total(summary.total)
+    last = None
+    if out.exists():
+        if not resume:
+            raise FileExistsError(f"{out} already exists; choose a new output file, or resume it")
+        summary.resumed, summary.flagged, last = completed_rows(out, detector.threshold)
+    elif not out.parent.is_dir():
+        raise ValueError(f"the folder of the output file ({out.parent}) does not exist")
+    summary.n = summary.resumed
+    if on_progress and summary.resumed:
+        on_progress(summary.resumed)
+    # skip one image fewer than was done, to check that the input before the new ones is the last row's
+    skip = max(summary.resumed - 1, 0)
+    with out.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if not summary.resumed:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                writer.writerow(COLUMNS)
+        for batch in iter_batches(sources, chunk=chunk, skip=skip, on_error=error):
+            names, indices, images = batch.sources, batch.indices, batch.images
+            if last is not None:
+                if (names[0], str(indices[0])) != last:
+                    raise ValueError(f"{out} ends at input {last[0]} #{last[1]}, but the inputs given have "
+                                     f"{names[0]} #{indices[0]} there; resume with the same --input as the interrupted run")
+                names, indices, images, last = names[1:], indices[1:], images[1:], None
+                if not len(names):
+                    continue
+            report, flagged = detector.detect(images)
+            writer.writerows([s, i, int(p), _fmt(c), _fmt(v), _fmt(detector.threshold), bool(g)] for s, i, p, c, v, g
+                             in zip(names, indices, report["predictions"], report["confidences"], report["scores"],
+                                    flagged))
+            f.flush()  # a crash loses at most the chunk being scored
+            summary.n += len(names)
+            summary.flagged += int(flagged.sum())
+            if on_progress:
+                on_progress(len(names))
+    if last is not None:
+        raise ValueError(f"{out} holds {summary.resumed} rows, more than the inputs given yield; resume with the same "
+                         "--input as the interrupted run")
+    return summary
