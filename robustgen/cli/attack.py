@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 from .common import (
     add_autoencoder_arg,
@@ -12,6 +14,7 @@ from .common import (
     load_autoencoder,
     load_classifier,
     model_home,
+    model_path,
     model_split,
     new_output_folder,
     positive_float,
@@ -19,8 +22,10 @@ from .common import (
     split_list,
     timestamped,
 )
+from .resume import OUTCOMES, RECORD, apply_record, check_digests, defaults_of, write_record
 
 HELP = "attack the network and report how well each detector score catches it"
+DEFAULTS: dict = {}  # the parser's defaults of the options that define a run (resume.FIXED)
 STRONG = ["pgd", "apgd", "autoattack", "square", "adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"]
 SUMMARY_COLUMNS = ["method", "eps", "score", "robust_acc", "auroc_successful", "tpr_at_fpr", "undetected_success_rate"]
 
@@ -58,6 +63,11 @@ def add_parser(sub) -> None:
                    "Square's proposals); each batch's is seeded by (seed, index of its first input) (default 0)")
     p.add_argument("--out", help="output folder (default: <run>/attacks/<timestamp>-<methods>); must be new or empty")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="DIR", help="continue an interrupted run in its report folder DIR: every "
+                   "attack it finished is kept there and not run again; its options are read from DIR/run.json "
+                   "(only --device and --quiet may be given)")
+    global DEFAULTS
+    DEFAULTS = defaults_of(p)
 
 
 def run(args) -> int:
@@ -66,11 +76,14 @@ def run(args) -> int:
     from ..distributed import init_from_env, is_main, shutdown, world
     from ..evaluation.benchmark import run_benchmark
     from ..evaluation.sanity import failed
+    from ..evaluation.store import OutcomeStore
     from ..evaluation.worst_case import worst_case
+    from ..integrity import sha256_state, sha256_tensors
     from ..reports.detection import write_detection_report
     from ..reports.tables import markdown_table
     from ..runs import resolve_device, seed_everything
 
+    record = apply_record(args, DEFAULTS) if args.resume else None
     methods = STRONG if args.method == "strong" else split_list(args.method, "method")
     for m in methods:
         if m not in ATTACKS:
@@ -89,11 +102,22 @@ def run(args) -> int:
         args.quiet = True
     model = load_classifier(args, device)
     autoencoder = load_autoencoder(args, model, scores, device)
-    out = new_output_folder(args.out, timestamped(model_home(args, model), "attacks", "-" + "+".join(methods))) \
-        if main else None
+    if args.resume:
+        out = Path(args.resume)
+    else:
+        out = new_output_folder(args.out, timestamped(model_home(args, model), "attacks", "-" + "+".join(methods))) \
+            if main else None
     data = model.meta["config"]["data"]
     x_val, _ = model_split(args, model, "val", limit=args.n_val)
     x_test, y_test = model_split(args, model, "test", limit=args.n)
+    digests = {"model_sha256": sha256_state(model), "data_sha256": sha256_tensors(x_val, x_test, y_test)}
+    if autoencoder is not None:
+        digests["autoencoder_sha256"] = sha256_state(autoencoder)
+    if record is not None:
+        check_digests(record, digests, out)
+    elif main:
+        write_record(out, args, str(model_path(args)), digests)
+    store = OutcomeStore(out / OUTCOMES, write=main) if out is not None else None
     seed_everything(args.seed)
     kwargs = {"steps": args.steps, "step_size": args.step_size, "queries": args.queries,
               "search_steps": args.search_steps, "targets": args.targets}
@@ -115,7 +139,7 @@ def run(args) -> int:
     result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
                            fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
                            on_attack=progress if bar else None, on_stage=stage if bar else None, seed=args.seed,
-                           autoencoder=autoencoder)
+                           autoencoder=autoencoder, store=store)
     if bar:
         bar.close()
     processes = world()[1]
@@ -126,8 +150,11 @@ def run(args) -> int:
             "autoencoder": str(autoencoder.meta["path"]) if autoencoder is not None else None,
             "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
             "seed": args.seed, "device": str(device), "processes": processes, "sanity_n": args.sanity_n,
-            "budget": result.budgets, **kwargs}
+            "budget": result.budgets, **kwargs, **digests,
+            "resumed_attacks": len(store.reused) if store is not None else 0}
     write_detection_report(result, out, meta)
+    shutil.rmtree(out / OUTCOMES, ignore_errors=True)  # the report holds all they held
+    (out / RECORD).unlink(missing_ok=True)
     print(markdown_table(result.rows, SUMMARY_COLUMNS))
     print("per-input worst case (union over attacks), beside the eps-0 floor (clean inputs misclassified and "
           "not flagged):\n")

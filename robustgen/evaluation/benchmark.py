@@ -16,6 +16,7 @@ from ..model import StyleMemoryNet, check_class_count
 from .metrics import auroc, detection_row, roc_points
 from .outcomes import BenchmarkResult, attack_outcome, fit_detectors, predict_and_errors
 from .sanity import run_sanity_checks
+from .store import OutcomeStore, fetch
 
 
 def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
@@ -23,7 +24,7 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
                   batch_size: int = 500, attack_kwargs: dict | None = None, sanity_n: int = 200,
                   on_attack: Callable[[str, int], None] | None = None,
                   on_stage: Callable[[str], None] | None = None, seed: int | None = 0,
-                  autoencoder: StyleMemoryNet | None = None) -> BenchmarkResult:
+                  autoencoder: StyleMemoryNet | None = None, store: OutcomeStore | None = None) -> BenchmarkResult:
     """Attack ``x_test`` with every (method, eps) and score it with every detector.
 
     Oblivious attacks are run once per (method, eps) and shared by all scores; detector-aware
@@ -31,7 +32,8 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
     ``robustgen.sanity`` run on the first ``sanity_n`` inputs (0 skips the ones that attack again).
     ``on_attack(label, n_done)`` reports progress in images, ``on_stage(text)`` the stage.
     Each attack batch's randomness is seeded by (``seed``, its first input's index): see ``run_attack``.
-    ``autoencoder`` (label-free) serves the magnet scores.
+    ``autoencoder`` (label-free) serves the magnet scores. ``store`` keeps each finished attack's
+    outcome (and gives back those an interrupted run finished): see :mod:`.store`.
     """
     check_class_count(model, y_test, "the test data")
     attack_kwargs = attack_kwargs or {}
@@ -57,13 +59,16 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
                 label = f"{method} eps={eps:g}" + (f" vs {target}" if target else "")
                 if on_stage:
                     on_stage(label)
-                out = attack_outcome(
+                progress = (lambda k, lab=label: on_attack(lab, k)) if on_attack else None
+                key = ("attack", method, eps, target)
+                if progress and store is not None and store.has(key):
+                    progress(len(y))  # done by an earlier, interrupted run: the bar moves on by its images
+                out = fetch(store, key, lambda: attack_outcome(
                     model, detectors, method, eps, x_test, y_test, target=target, batch_size=batch_size,
-                    attack_kwargs=attack_kwargs, on_batch=(lambda k, lab=label: on_attack(lab, k)) if on_attack else None,
-                    seed=seed)
+                    attack_kwargs=attack_kwargs, on_batch=progress, seed=seed))
                 pred_adv, seconds = out.pred, out.seconds
                 result.seconds[label] = seconds
-                result.budgets[method] = out.attack.budget
+                result.budgets[method] = out.budget
                 result.fooled[(method, eps, target)] = correct & (pred_adv != y)
                 for s, s_adv in out.scores.items():
                     op = thresholds[s][fpr]
@@ -81,5 +86,5 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
         on_stage("sanity checks")
     result.sanity = run_sanity_checks(result, model, detectors, x_test, y_test, methods=methods, eps_list=eps_list,
                                       batch_size=batch_size, attack_kwargs=attack_kwargs, sanity_n=sanity_n,
-                                      fpr=fpr, thresholds=thresholds, seed=seed)
+                                      fpr=fpr, thresholds=thresholds, seed=seed, store=store)
     return result

@@ -54,10 +54,9 @@ def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, bat
 
 
 class Outcome(NamedTuple):
-    """One attack's output and what it is judged by."""
+    """What a report needs of one attack's output (the images themselves are not kept)."""
 
-    attack: object  # the configured attacks.Attack
-    x_adv: torch.Tensor
+    budget: str  # the attack's per-input budget in words
     pred: np.ndarray  # (N,) predictions on x_adv
     err_pred: np.ndarray  # (N,) L2 reconstruction error of x_adv under its predicted one-hot label
     err_true: np.ndarray  # (N,) ... under the true label
@@ -76,4 +75,4 @@ def attack_outcome(model, detectors: dict, method: str, eps: float, x: torch.Ten
     seconds = time.perf_counter() - start
     pred, err_pred, err_true = predict_and_errors(model, x_adv, y, batch_size)
     judged = list(detectors) if target is None else [target]
-    return Outcome(attack, x_adv, pred, err_pred, err_true, {s: detectors[s].score(x_adv) for s in judged}, seconds)
+    return Outcome(attack.budget, pred, err_pred, err_true, {s: detectors[s].score(x_adv) for s in judged}, seconds)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..attacks import GRADIENT_FREE, default_budget, is_adaptive
 from .outcomes import attack_outcome
+from .store import fetch
 from .worst_case import worst_case
 
 TOLERANCE = 0.01  # one point
@@ -75,7 +76,7 @@ def _square_vs_white_box(result, eps_list) -> list[dict]:
 
 
 def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batch_size, attack_kwargs,
-                      sanity_n, fpr, thresholds, seed: int | None = 0) -> list[dict]:
+                      sanity_n, fpr, thresholds, seed: int | None = 0, store=None) -> list[dict]:
 
     rows = _monotone(result, methods, eps_list) + _square_vs_white_box(result, eps_list)
     m = min(sanity_n, len(y))
@@ -89,8 +90,8 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
             continue
         target = first_score if is_adaptive(method) else None
         kw = {**attack_kwargs, **({"targets": "untargeted"} if is_adaptive(method) else {})}
-        pred = attack_outcome(model, detectors, method, 1.0, xs, ys, target=target, batch_size=batch_size,
-                              attack_kwargs=kw, seed=seed).pred
+        pred = fetch(store, ("eps-1", method, 1.0, target, m), lambda: attack_outcome(
+            model, detectors, method, 1.0, xs, ys, target=target, batch_size=batch_size, attack_kwargs=kw, seed=seed)).pred
         robust = float((correct & (pred == ys.numpy())).mean())
         who = method + (f" vs {target} (untargeted)" if target else "")
         rows.append(_row("eps-1", robust <= EPS1_MAX_ROBUST, f"{who}: robust accuracy {robust:.4f} at eps 1.0 "
@@ -102,8 +103,9 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
         key, default = default_budget(method)
         base = attack_kwargs.get(key) or default
         for target in (list(detectors) if is_adaptive(method) else [None]):
-            out = attack_outcome(model, detectors, method, eps, xs, ys, target=target, batch_size=batch_size,
-                                 attack_kwargs={**attack_kwargs, key: 2 * base}, seed=seed)
+            out = fetch(store, ("double-steps", method, eps, target, m), lambda: attack_outcome(
+                model, detectors, method, eps, xs, ys, target=target, batch_size=batch_size,
+                attack_kwargs={**attack_kwargs, key: 2 * base}, seed=seed))
             pred, adv_scores = out.pred, out.scores
             fooled2 = correct & (pred != ys.numpy())
             if target is None:

@@ -1,0 +1,56 @@
+"""``robustgen attack --resume DIR``: the record of a run's options and of what it evaluated, kept in
+its report folder from the start, so that a run killed at any point continues with exactly the same
+options, model and data (the kept outcomes themselves: :mod:`robustgen.evaluation.store`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RECORD = "run.json"
+OUTCOMES = "outcomes"
+# the options that define a run; with --resume only --device and --quiet may be given
+FIXED = ("checkpoint", "runs_dir", "data_dir", "autoencoder", "method", "eps", "score", "n", "n_val", "fpr", "steps",
+         "step_size", "queries", "search_steps", "targets", "sanity_n", "batch_size", "seed", "out")
+
+
+def defaults_of(parser) -> dict:
+    return {name: parser.get_default(name) for name in FIXED}
+
+
+def apply_record(args, defaults: dict) -> dict:
+    """Set ``args``' options from the record in ``args.resume``; refuse an option given anew. Returns
+    the record (its ``digests`` are checked once the model and data are loaded)."""
+    folder = Path(args.resume)
+    path = folder / RECORD
+    if (folder / "detection.csv").is_file():
+        raise ValueError(f"the run in {folder} has finished: its report is there; start a new run to attack again")
+    if not path.is_file():
+        raise ValueError(f"{folder} holds no {RECORD}: not the folder of an interrupted `robustgen attack` run")
+    try:
+        record = json.loads(path.read_text())
+        options = record["options"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} cannot be read ({e}); the run cannot be resumed") from None
+    given = [f"--{k.replace('_', '-')}" for k in FIXED if getattr(args, k) != defaults[k] and getattr(args, k) != options.get(k)]
+    if given:
+        raise ValueError(f"{', '.join(given)} cannot change a run being resumed; only --device and --quiet can")
+    for k in FIXED:
+        setattr(args, k, options.get(k))
+    args.out = str(folder)
+    return record
+
+
+def write_record(folder: Path, args, checkpoint: str, digests: dict) -> None:
+    options = {k: getattr(args, k) for k in FIXED}
+    options.update(checkpoint=checkpoint, out=str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORD).write_text(json.dumps({"options": options, "digests": digests}, indent=2) + "\n")
+
+
+def check_digests(record: dict, digests: dict, folder: Path) -> None:
+    """The model, autoencoder and data of a resumed run must be those the interrupted run evaluated."""
+    for key, value in digests.items():
+        if record.get("digests", {}).get(key) != value:
+            raise ValueError(f"{key.replace('_sha256', '')} differs from the one the interrupted run in {folder} "
+                             "evaluated (SHA-256); it cannot be resumed with other weights or data")
