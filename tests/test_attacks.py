@@ -155,6 +155,9 @@ def test_orthogonal_projection_makes_the_gradients_orthogonal_before_the_sign():
     assert dot(d[3:], g_cls[3:]).abs().max() < 1e-3 * dot(g_cls[3:], g_cls[3:]).sqrt().max()
     expected = g_cls - (dot(g_cls, g_det) / dot(g_det, g_det))[:, None, None, None] * g_det
     assert torch.allclose(orthogonalize(g_cls, g_det), expected, atol=1e-5)
+    # exactly collinear (the confidence score's gradient while the true class is the top one): nothing is
+    # orthogonal to it, so the gradient is kept whole instead of stepping along the sign of rounding noise
+    assert torch.equal(orthogonalize(g_cls[:2], -3.0 * g_cls[:2]), g_cls[:2])
     # the selective variant does not project: it takes each gradient as it is
     plain = SelectivePGD.direction(SelectivePGD.__new__(SelectivePGD), g_cls, g_det, success)
     assert torch.equal(plain[:3], g_cls[:3]) and torch.equal(plain[3:], g_det[3:])
