@@ -91,3 +91,36 @@ def read_sealed(path: str | os.PathLike) -> tuple[bytes, str]:
     """The bytes of a robustgen file, verified: (data, "sealed" | "legacy")."""
     data = Path(path).read_bytes()
     return data, verify(data, path)
+
+
+CHECKSUMS = "checksums.sha256"  # a report folder's files and their SHA-256, in sha256sum's format
+
+
+def write_checksums(folder: str | os.PathLike, names: list[str]) -> Path:
+    """Record the SHA-256 of the files ``names`` of ``folder`` (a report's own, written last)."""
+    folder = Path(folder)
+    lines = [f"{sha256_file(folder / n)}  {n}" for n in sorted(names) if (folder / n).is_file()]
+    path = folder / CHECKSUMS
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def verify_checksums(folder: str | os.PathLike) -> bool:
+    """Check the files a report folder's checksums list (``sha256sum -c`` does the same); True when it
+    has a list, False for a folder written before robustgen kept one. IntegrityError names a file that
+    is missing or changed."""
+    folder = Path(folder)
+    path = folder / CHECKSUMS
+    if not path.is_file():
+        return False
+    for line in path.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name or "/" in name:
+            raise IntegrityError(f"{path}: damaged line {line!r}; the report cannot be trusted")
+        target = folder / name
+        if not target.is_file():
+            raise IntegrityError(f"{target}: listed in {CHECKSUMS} but missing; the report is incomplete")
+        if sha256_file(target) != digest:
+            raise IntegrityError(f"{target}: SHA-256 does not match {CHECKSUMS}; it was changed after robustgen "
+                                 "wrote the report, and is refused")
+    return True

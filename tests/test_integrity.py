@@ -3,6 +3,7 @@ with one line naming it, when one byte of it has changed."""
 
 import io
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 from robustgen import ConfidenceDetector, Detector, load_model
 from robustgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from robustgen.cli import main
+from robustgen.cli.resume import FIXED
 from robustgen.integrity import IntegrityError, seal, sha256_state, sha256_tensors, verify
 
 
@@ -98,3 +100,45 @@ def test_weight_and_data_digests_tell_models_and_data_apart(model):
     x2 = x.clone()
     x2[0, 0, 0, 0] += 1e-7
     assert sha256_tensors(x2, y) != sha256_tensors(x, y) != sha256_tensors(x, y + 1)
+
+
+def test_a_detect_csv_changed_after_it_was_written_is_not_resumed(tmp_path, model, mnist_small):
+    import numpy as np
+
+    det = ConfidenceDetector(model).fit(mnist_small[1][0][:200])
+    np.save(tmp_path / "x.npy", mnist_small[1][0][:300].numpy())
+    det.detect_files([tmp_path / "x.npy"], tmp_path / "o.csv", chunk=100)
+    good = (tmp_path / "o.csv").read_bytes()
+    for pos in (3, len(good) // 2, len(good) - 2):
+        bad = bytearray(good)
+        bad[pos] ^= 0x01
+        (tmp_path / "o.csv").write_bytes(bytes(bad))
+        with pytest.raises(ValueError, match="o.csv: SHA-256 of its first"):
+            det.detect_files([tmp_path / "x.npy"], tmp_path / "o.csv", chunk=100, resume=True)
+    (tmp_path / "o.csv").write_bytes(good)
+    assert det.detect_files([tmp_path / "x.npy"], tmp_path / "o.csv", resume=True).n == 300
+
+
+def test_a_kept_record_or_a_report_file_changed_afterwards_is_refused(tmp_path):
+    from robustgen.cli.resume import apply_record, write_record
+    from robustgen.evaluation.compare import read_report
+    from robustgen.integrity import write_checksums
+
+    args = SimpleNamespace(**{k: None for k in FIXED}, resume=str(tmp_path / "run"))
+    write_record(tmp_path / "run", args, "robust-mnist", {"model_sha256": "a" * 64})
+    text = (tmp_path / "run" / "run.json").read_text()
+    apply_record(args, {k: None for k in FIXED})  # intact: read
+    (tmp_path / "run" / "run.json").write_text(text.replace('"robust-mnist"', '"fast-mnist"'))
+    with pytest.raises(ValueError, match="run.json: SHA-256 does not match"):
+        apply_record(SimpleNamespace(**{k: None for k in FIXED}, resume=str(tmp_path / "run")), {k: None for k in FIXED})
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "detection.csv").write_text("method,eps,score\npgd,0.3,confidence\n")
+    (report / "worst_case.csv").write_text("eps,score,undetected_success_rate\n0.3,confidence,0.006\n")
+    (report / "security_curve.csv").write_text("score,eps,robust_acc,undetected_success_rate\nconfidence,0.3,0.9,0.006\n")
+    write_checksums(report, ["detection.csv", "worst_case.csv", "security_curve.csv"])
+    assert len(read_report(report)["worst_case"]) == 1
+    (report / "worst_case.csv").write_text("eps,score,undetected_success_rate\n0.3,confidence,0.005\n")
+    with pytest.raises(ValueError, match="worst_case.csv: SHA-256 does not match checksums.sha256"):
+        read_report(report)

@@ -107,7 +107,8 @@ def test_resume_refuses_other_inputs_and_another_threshold(tmp_path, det, images
     np.save(tmp_path / "y.npy", images[200:400])
     det.detect_files([tmp_path / "x.npy"], tmp_path / "o.csv", uint8=True, chunk=50)
     lines = (tmp_path / "o.csv").read_text().splitlines()
-    (tmp_path / "o.csv").write_text("\n".join(lines[:101]) + "\n")
+    (tmp_path / "o.csv").write_text("\n".join(lines[:101]) + "\n")  # cut back by hand: as a CSV with no sidecar
+    (tmp_path / "o.csv.sha256").unlink()
     before = (tmp_path / "o.csv").read_text()
     with pytest.raises(ValueError, match="same --input"):
         det.detect_files([tmp_path / "y.npy"], tmp_path / "o.csv", uint8=True, resume=True)

@@ -22,6 +22,7 @@ def run(args) -> int:
     import torch
 
     from ..inference import evaluate
+    from ..integrity import sha256_state, sha256_tensors
     from ..pretrained import load_model
     from ..reports.tables import markdown_table
     from ..runs import resolve_device
@@ -40,7 +41,8 @@ def run(args) -> int:
     with torch.inference_mode():
         result = evaluate(model, x, y)
     result = {"checkpoint": model.meta["path"], "dataset": data["dataset"], "split": args.split,
-              "epoch": model.meta["epoch"], **result}
+              "epoch": model.meta["epoch"], "model_sha256": sha256_state(model), "data_sha256": sha256_tensors(x, y),
+              **result}
     if model.label_free:  # an autoencoder: its reconstruction error is all there is to report
         result = {k: v for k, v in result.items() if k not in ("accuracy", "recon_pred_onehot", "recon_true")}
         rows = [{"metric": "recon error of the label-free autoencoder (L2)", "value": result["recon_pred_softmax"]}]

@@ -38,6 +38,7 @@ def _recipe(cfg: dict) -> str:
 
 def run(args) -> int:
     from ..evaluation.experiments import EXPERIMENTS, run_experiments
+    from ..integrity import sha256_state, sha256_tensors
     from ..reports.reproduce import write_reproduce_report
     from ..runs import resolve_device
 
@@ -62,7 +63,8 @@ def run(args) -> int:
     class_names = model.meta["dataset"]["class_names"]
     meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "epoch": model.meta["epoch"],
             "n": len(y), "experiments": names, "query": args.query, "k": args.k, "n_queries": args.n_queries,
-            "recipe": _recipe(model.meta["config"])}
+            "recipe": _recipe(model.meta["config"]), "model_sha256": sha256_state(model),
+            "data_sha256": sha256_tensors(x, y)}
     markdown = write_reproduce_report(results, out, meta, class_names)
     print(markdown)
     print(f"report written to {out}")

@@ -1,7 +1,8 @@
 """Score image files with a fitted detector as a stream: read, scored and written a chunk at a time,
 so that memory stays bounded whatever the number of inputs, and every chunk's rows are on disk
-(flushed) before the next is read. ``resume=True`` continues an interrupted CSV after its last
-complete row and never scores an input twice.
+(flushed) before the next is read. Beside the CSV, ``<out>.sha256`` records after each chunk how
+many of its bytes are complete and their SHA-256. ``resume=True`` continues an interrupted CSV after
+its last recorded row, refuses one whose recorded bytes changed since, and never scores an input twice.
 
     summary = detect_files(det, ["images.npy", "pngs/"], "scores.csv")
     summary.n, summary.flagged
@@ -13,6 +14,8 @@ significant digits).
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +41,31 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
-def completed_rows(path: Path, threshold: float) -> tuple[int, int, tuple[str, str] | None]:
-    """(rows, flagged rows, (source, index) of the last row) of an interrupted CSV. A last row cut off
-    by the interruption (no line end) is removed from the file, so that appending continues cleanly.
-    A file of another kind, or one written with another threshold, is refused."""
+def sidecar(out: Path) -> Path:
+    """``scores.csv.sha256``: how many bytes of the CSV are complete, and their SHA-256."""
+    return out.with_name(out.name + ".sha256")
+
+
+def completed_rows(path: Path, threshold: float) -> tuple[int, int, tuple[str, str] | None, "hashlib._Hash"]:
+    """(rows, flagged rows, (source, index) of the last row, SHA-256 state of the kept bytes) of an
+    interrupted CSV. The CSV is cut back to what its sidecar records as complete (rows written after
+    the last record, or a row torn by the interruption, are scored again), and refused when those
+    bytes changed since, or when it was written with another threshold."""
+    side = sidecar(path)
     with path.open("rb+") as f:
         data = f.read()
-        end = data.rfind(b"\n") + 1
+        if side.is_file():
+            try:
+                size, digest = side.read_text().split()
+                size = int(size)
+            except ValueError:
+                raise ValueError(f"{side}: damaged; {path} cannot be resumed") from None
+            if size > len(data) or hashlib.sha256(data[:size]).hexdigest() != digest:
+                raise ValueError(f"{path}: SHA-256 of its first {size} bytes does not match {side.name}; it was changed "
+                                 "after robustgen wrote it, and cannot be resumed")
+            end = size
+        else:  # written before robustgen kept a sidecar: the complete lines
+            end = data.rfind(b"\n") + 1
         if end < len(data):
             f.truncate(end)
     lines = data[:end].decode("utf-8").splitlines()
@@ -59,7 +80,13 @@ def completed_rows(path: Path, threshold: float) -> tuple[int, int, tuple[str, s
         raise ValueError(f"{path} was written with threshold {body[-1][5]}, this detector's is {_fmt(threshold)}; resume "
                          "with the same detector (save it with det.save and pass --detector)")
     flagged = sum(r[6] == "True" for r in body)
-    return len(body), flagged, (body[-1][0], body[-1][1]) if body else None
+    return len(body), flagged, (body[-1][0], body[-1][1]) if body else None, hashlib.sha256(data[:end])
+
+
+def _csv_bytes(rows) -> bytes:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return text.getvalue().encode("utf-8")
 
 
 def detect_files(detector, paths: list[str | os.PathLike], out: str | os.PathLike, *, uint8: bool = False,
@@ -90,24 +117,32 @@ def detect_files(detector, paths: list[str | os.PathLike], out: str | os.PathLik
     summary.total = sum(s.n for s in sources)
     if on_total:
         on_total(summary.total)
-    last = None
+    last, hasher = None, hashlib.sha256()
     if out.exists():
         if not resume:
             raise FileExistsError(f"{out} already exists; choose a new output file, or resume it")
-        summary.resumed, summary.flagged, last = completed_rows(out, detector.threshold)
+        summary.resumed, summary.flagged, last, hasher = completed_rows(out, detector.threshold)
     elif not out.parent.is_dir():
         raise ValueError(f"the folder of the output file ({out.parent}) does not exist")
+    elif sidecar(out).exists():
+        raise FileExistsError(f"{sidecar(out)} already exists (left from another CSV?); move it away")
     summary.n = summary.resumed
     if on_progress and summary.resumed:
         on_progress(summary.resumed)
     # skip one image fewer than was done, to check that the input before the new ones is the last row's
     skip = max(summary.resumed - 1, 0)
-    with out.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if not summary.resumed:
-            f.seek(0, os.SEEK_END)
-            if f.tell() == 0:
-                writer.writerow(COLUMNS)
+    with out.open("ab") as f:
+
+        def write(data: bytes) -> None:  # the rows, then the sidecar that vouches for them
+            f.write(data)
+            f.flush()  # a crash loses at most the chunk being scored
+            hasher.update(data)
+            tmp = sidecar(out).with_name(sidecar(out).name + ".tmp")
+            tmp.write_text(f"{f.tell()} {hasher.hexdigest()}\n")
+            os.replace(tmp, sidecar(out))
+
+        if f.tell() == 0:
+            write(_csv_bytes([COLUMNS]))
         for batch in iter_batches(sources, chunk=chunk, skip=skip, on_error=error):
             names, indices, images = batch.sources, batch.indices, batch.images
             if last is not None:
@@ -118,10 +153,9 @@ def detect_files(detector, paths: list[str | os.PathLike], out: str | os.PathLik
                 if not len(names):
                     continue
             report, flagged = detector.detect(images)
-            writer.writerows([s, i, int(p), _fmt(c), _fmt(v), _fmt(detector.threshold), bool(g)] for s, i, p, c, v, g
+            write(_csv_bytes([s, i, int(p), _fmt(c), _fmt(v), _fmt(detector.threshold), bool(g)] for s, i, p, c, v, g
                              in zip(names, indices, report["predictions"], report["confidences"], report["scores"],
-                                    flagged))
-            f.flush()  # a crash loses at most the chunk being scored
+                                    flagged)))
             summary.n += len(names)
             summary.flagged += int(flagged.sum())
             if on_progress:

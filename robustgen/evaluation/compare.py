@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from ..integrity import IntegrityError, verify_checksums
+
 TABLES = {"detection": "detection.csv", "worst_case": "worst_case.csv", "per_input": "per_input.csv",
           "sanity": "sanity.csv", "misclassification": "misclassification.csv",
           "security_curve": "security_curve.csv", "roc": "roc.csv"}
@@ -30,6 +32,10 @@ def read_report(folder: str | os.PathLike) -> dict:
     if not (folder / "detection.csv").is_file():
         raise ValueError(f"{folder} is not a robustgen attack report (no detection.csv); pass a folder written "
                          "by `robustgen attack`")
+    try:
+        verify_checksums(folder)  # reports written before robustgen kept checksums are read as they are
+    except IntegrityError as e:
+        raise ValueError(str(e)) from None
     report: dict = {name: pd.read_csv(folder / f) for name, f in TABLES.items() if (folder / f).is_file()}
     meta = folder / "benchmark.json"
     report["meta"] = json.loads(meta.read_text()) if meta.is_file() else {}

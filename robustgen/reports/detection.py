@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..integrity import write_checksums
 from .figures import plot_roc, plot_security_curve
 from .tables import markdown_table, write_csv
 
@@ -93,7 +94,8 @@ WORST_CASE_COLUMNS = ["eps", "score", "n", "undetected_success_rate", "ci_low", 
 
 def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:
     """Write detection.csv/.md, roc.csv/.png, misclassification.csv, worst_case.csv, per_input.csv,
-    sanity.csv, security_curve.csv/.png and benchmark.json into ``out``; return the markdown."""
+    sanity.csv, security_curve.csv/.png, benchmark.json and, last, checksums.sha256 into ``out``;
+    return the markdown."""
     import json
 
     from ..evaluation.worst_case import per_input_rows, security_curve, worst_case
@@ -115,4 +117,7 @@ def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:
     markdown = detection_markdown(result.rows, result.misclassification, worst, meta, result.sanity)
     (out / "detection.md").write_text(markdown)
     (out / "benchmark.json").write_text(json.dumps({**meta, "attack_seconds": result.seconds}, indent=2) + "\n")
+    report_files = ["detection.csv", "detection.md", "roc.csv", "roc.png", "misclassification.csv", "worst_case.csv",
+                    "per_input.csv", "sanity.csv", "security_curve.csv", "security_curve.png", "benchmark.json"]
+    write_checksums(out, report_files)  # last: read_report refuses a report whose files changed afterwards
     return markdown
