@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from robustgen import GuardedClassifier, ReconstructionDetector
+from robustgen.detectors.guarded import merge_reject
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,24 @@ def test_an_attack_library_leaves_the_wrapped_model_in_its_own_mode(trained_mode
         assert [m.training for m in trained_model.modules()] == [mode] * len(list(trained_model.modules()))
     finally:
         trained_model.eval()
+
+
+def test_the_merged_objective_is_exact_near_ties():
+    """Broken (misclassified and not flagged) exactly when the merged argmax is not the label: the
+    issue's case, a score exactly on the threshold, ties between classes, and 20,000 random cases."""
+    # class logits 0 (a wrong class) and -0.1 (the true one), reject -0.1: misclassified, not flagged
+    g = torch.tensor([[0.0, -0.1, -0.1]])
+    assert int(merge_reject(g, torch.tensor([1])).argmax(1)) != 1
+    assert int(merge_reject(torch.tensor([[0.0, -0.1, 0.0]]), torch.tensor([1])).argmax(1)) != 1  # on the threshold
+    assert int(merge_reject(torch.tensor([[0.0, -0.1, 1e-6]]), torch.tensor([1])).argmax(1)) == 1  # flagged
+    assert int(merge_reject(torch.tensor([[0.0, -5.0, 0.0]]), torch.tensor([0])).argmax(1)) == 0  # correct
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(20000, 10, generator=gen).round(decimals=1)  # coarse values: many exact ties
+    classes = z - z.max(1, keepdim=True).values
+    reject = torch.randn(20000, generator=gen).round(decimals=1)
+    reject[::7] = 0.0
+    y = torch.randint(0, 10, (20000,), generator=gen)
+    g = torch.cat([classes, reject[:, None]], dim=1)
+    broken = (classes.argmax(1) != y) & (reject <= 0)
+    assert torch.equal(merge_reject(g, y).argmax(1) != y, broken)
+    assert 0 < int(broken.sum()) < 20000

@@ -14,9 +14,16 @@ robust when it is classified correctly *or* rejected.
 
 Untargeted attacks need one more step: pushing x into the reject class lowers the true class's
 probability too, so an attack on the C + 1 logits with the true label is rewarded for getting
-caught. ``merged_logits(x, y)`` folds the reject logit into the true label's
-(``logaddexp(G_y, G_C)``): a C-class view in which "misclassified" means exactly "misclassified
-and not rejected".
+caught. ``merged_logits(x, y)`` folds the reject logit into the true label's: a C-class view in
+which "misclassified" means exactly "misclassified and not rejected",
+
+    M_y = max(G_y, G_C)            where the detector flags x (G_C > 0): M_y > 0, the true label wins
+    M_y = max(G_y, G_C - 1e-4)     where it does not: M_y < 0 exactly when some other class is top
+
+(the 1e-4 only breaks the tie of a score exactly at the threshold, which is not flagged). It was
+``logaddexp(G_y, G_C)``, which is smooth but not exact: up to log 2 above the larger of the two, it
+called an input at class logits 0 (wrong) and -0.1 (true) with reject logit -0.1 robust, though it is
+misclassified and not flagged, so attacks through the merged view stopped short of such inputs.
 """
 
 from __future__ import annotations
@@ -77,11 +84,8 @@ class GuardedClassifier(_ModeOfTheWrapped, nn.Module):
         return torch.cat([shifted, reject[:, None].to(shifted.dtype)], dim=1)  # (N, C + 1)
 
     def merged_logits(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(N, C) logits in which the reject logit is merged into the true label's."""
-        g = self(x)
-        c = self.reject_class
-        merged = torch.logaddexp(g.gather(1, y[:, None])[:, 0], g[:, c])
-        return g[:, :c].scatter(1, y[:, None], merged[:, None])
+        """(N, C) logits in which the reject logit is merged into the true label's (see the module)."""
+        return merge_reject(self(x), y)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,6 +96,19 @@ class GuardedClassifier(_ModeOfTheWrapped, nn.Module):
         """Per input: classified correctly or rejected."""
         pred = self.predict(x)
         return (pred == y) | (pred == self.reject_class)
+
+
+TIE = 1e-4  # how far below zero an unflagged reject logit is put, so that a score on the threshold is not a tie
+
+
+def merge_reject(g: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, C + 1) guarded logits (class logits with max 0, reject logit last) -> (N, C) whose argmax is
+    not ``y`` exactly when the input is misclassified and not flagged (reject logit <= 0)."""
+    c = g.shape[1] - 1
+    reject = g[:, c]
+    reject = torch.where(reject > 0, reject, reject - TIE)
+    merged = torch.maximum(g.gather(1, y[:, None])[:, 0], reject)
+    return g[:, :c].scatter(1, y[:, None], merged[:, None])
 
 
 class MergedView(_ModeOfTheWrapped, nn.Module):

@@ -52,14 +52,16 @@ def worst_case(result: BenchmarkResult) -> list[dict]:
 def security_curve(rows: list[dict], worst: list[dict]) -> list[dict]:
     """Per score and eps (eps 0 = clean): the classifier's robust accuracy under the strongest
     attack judged by that score (from ``rows``, detection.csv's rows) and the per-input worst-case
-    undetected-success (from ``worst``, worst_case.csv's rows)."""
+    undetected-success (from ``worst``, worst_case.csv's rows). The eps-0 point of the latter is the
+    score's floor (clean inputs already misclassified and not flagged), not 0: what an attacker gets
+    for free is where the curve starts (NaN for a report written before it recorded floors)."""
     lowest: dict[tuple, float] = {}
     for r in rows:
         key = (float(r["eps"]), r["score"])
         lowest[key] = min(lowest.get(key, 1.0), float(r["robust_acc"]))
     clean = float(rows[0]["clean_acc"]) if rows else float("nan")
-    out = [{"score": s, "eps": 0.0, "robust_acc": clean, "undetected_success_rate": 0.0}
-           for s in sorted({w["score"] for w in worst})]
+    floors = {w["score"]: float(w.get("eps0_floor", float("nan"))) for w in worst}
+    out = [{"score": s, "eps": 0.0, "robust_acc": clean, "undetected_success_rate": floors[s]} for s in sorted(floors)]
     out += [{"score": w["score"], "eps": float(w["eps"]), "robust_acc": lowest.get((float(w["eps"]), w["score"]), float("nan")),
              "undetected_success_rate": float(w["undetected_success_rate"])} for w in worst]
     return sorted(out, key=lambda r: (r["score"], r["eps"]))
