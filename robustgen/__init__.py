@@ -1,6 +1,7 @@
 """robustgen: style-memory networks (Wiyatno & Orchard, 2018) for adversarial-input detection."""
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .classifier import Classifier, as_classifier
 from .data import dataset_info, list_datasets, load_dataset, read_idx
 from .detectors.detector import (
     ConfidenceDetector,
@@ -12,7 +13,7 @@ from .detectors.detector import (
 )
 from .detectors.guarded import GuardedClassifier
 from .evaluation.compare import read_report
-from .inference import evaluate
+from .evaluation_run import evaluate  # the adaptive worst case in one call (accuracy: robustgen.inference.evaluate)
 from .model import ModelSpec, StyleMemoryNet, recon_error
 from .pretrained import list_pretrained, load_model
 from .training.config import Config, load_config
@@ -21,8 +22,8 @@ from .training.train import fit, train_run
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfidenceDetector", "Config", "Detector", "GuardedClassifier", "MagnetDetector", "MahalanobisDetector",
-    "ModelSpec", "ReconstructionDetector", "StyleMemoryNet", "dataset_info", "evaluate", "fit", "list_datasets",
+    "Classifier", "ConfidenceDetector", "Config", "Detector", "GuardedClassifier", "MagnetDetector", "MahalanobisDetector",
+    "ModelSpec", "as_classifier", "ReconstructionDetector", "StyleMemoryNet", "dataset_info", "evaluate", "fit", "list_datasets",
     "list_pretrained", "load_checkpoint", "load_config", "load_dataset", "load_model", "make_detector", "read_idx",
     "read_report", "recon_error", "save_checkpoint", "train_run",
 ]

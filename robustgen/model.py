@@ -198,6 +198,12 @@ class StyleMemoryNet(nn.Module):
         """Class logits (N, classes) from the shared encoder's penultimate ``features`` (N, hidden[1])."""
         return self.enc_top(features)[:, :self.num_classes]
 
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(penultimate features, class logits) from one pass: what the ``mahalanobis`` score reads of
+        any classifier (robustgen.classifier.Classifier gives the same from a named layer)."""
+        f = self.features(x)
+        return f, self.logits_from_features(f)
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (logits (N, classes), style (N, D) in (0, 1))."""
         if self.spec.separate_style:

@@ -8,6 +8,7 @@ import pytest
 
 import robustgen.evaluation.outcomes as outcomes
 from robustgen.cli import main
+from robustgen.cli.resume import _digest
 
 ARGS = ["attack", "--checkpoint", "robust-mnist", "--n-val", "300", "--method", "pgd,square,adaptive-pgd",
         "--eps", "0.2,0.3", "--n", "24", "--score", "confidence,recon", "--steps", "3", "--queries", "20",
@@ -48,7 +49,7 @@ def test_a_run_killed_after_its_third_attack_resumes_to_the_same_report(tmp_path
     monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", dies_at_the_fourth)
     with pytest.raises(Killed):
         main(ARGS + ["--out", str(out), "--seed", "0"])
-    kept = sorted(p.name for p in (out / "outcomes").iterdir())
+    kept = sorted(p.name for p in (out / "outcomes").iterdir() if p.suffix == ".pt")
     assert len(kept) == 3 and not (out / "detection.csv").exists()
     assert json.loads((out / "run.json").read_text())["options"]["n"] == 24
 
@@ -84,12 +85,19 @@ def test_resume_refuses_new_options_other_data_and_a_damaged_outcome(tmp_path, m
     monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", real)
     assert main(["attack", "--resume", str(out), "--eps", "0.1"]) == 2
     assert "--eps cannot change a run being resumed" in capsys.readouterr().err
-    record = json.loads((out / "run.json").read_text())
-    record["digests"]["data_sha256"] = "0" * 64
+    original = (out / "run.json").read_text()
+    record = json.loads(original)
+    record["options"]["eps"] = "0.1"  # edited by hand: the record's own digest no longer matches
+    (out / "run.json").write_text(json.dumps(record))
+    assert main(["attack", "--resume", str(out), "--quiet"]) == 2
+    assert "run.json: SHA-256 does not match" in capsys.readouterr().err
+    record = json.loads(original)
+    record["digests"]["data_sha256"] = "0" * 64  # a consistent record of other data
+    record["sha256"] = _digest(record)
     (out / "run.json").write_text(json.dumps(record))
     assert main(["attack", "--resume", str(out), "--quiet"]) == 2
     assert "data differs from the one the interrupted run" in capsys.readouterr().err
-    (kept,) = [p for p in (out / "outcomes").iterdir() if "pgd" in p.name][:1]
+    (kept,) = [p for p in (out / "outcomes").iterdir() if "pgd" in p.name and p.suffix == ".pt"][:1]
     data = bytearray(kept.read_bytes())
     data[len(data) // 2] ^= 0x01
     kept.write_bytes(bytes(data))

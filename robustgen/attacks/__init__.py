@@ -50,6 +50,8 @@ REGISTRY = {
                                          "logit, Carlini & Wagner 2017)"),
 }
 ATTACKS = {name: desc for name, (_, _, desc) in REGISTRY.items()}
+# the set a defence is judged by: every attack but FGSM and BIM (which the others subsume)
+STRONG = ["pgd", "apgd", "autoattack", "square", "adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"]
 GRADIENT_FREE = {"square"}
 DEFAULT_STEPS = pgd.DEFAULT_STEPS
 DEFAULT_STEP_SIZE = pgd.DEFAULT_STEP_SIZE
@@ -137,6 +139,6 @@ def attack_device(attack: Attack) -> torch.device:
     return next(attack.model.parameters()).device
 
 
-__all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "REGISTRY", "check_adversarial", "default_budget",
+__all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "REGISTRY", "STRONG", "check_adversarial", "default_budget",
            "is_adaptive",
            "make_attack", "parse_eps", "parse_eps_list", "run_attack"]

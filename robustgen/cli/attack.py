@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 from .common import (
     add_autoencoder_arg,
+    add_foreign_args,
     add_model_args,
     at_least,
     fraction,
@@ -26,7 +26,6 @@ from .resume import OUTCOMES, RECORD, apply_record, check_digests, defaults_of, 
 
 HELP = "attack the network and report how well each detector score catches it"
 DEFAULTS: dict = {}  # the parser's defaults of the options that define a run (resume.FIXED)
-STRONG = ["pgd", "apgd", "autoattack", "square", "adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"]
 SUMMARY_COLUMNS = ["method", "eps", "score", "robust_acc", "auroc_successful", "tpr_at_fpr", "undetected_success_rate"]
 
 
@@ -34,6 +33,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("attack", help=HELP)
     add_model_args(p)
     add_autoencoder_arg(p)
+    add_foreign_args(p)
     p.add_argument("--method", default="pgd", help="comma-separated attacks: fgsm, bim, pgd, apgd, autoattack, square "
                    "(oblivious); adaptive-pgd, selective-pgd, orthogonal-pgd, guarded-apgd (detector-aware); "
                    "'strong' for all but fgsm and bim (default: pgd)")
@@ -70,16 +70,24 @@ def add_parser(sub) -> None:
     DEFAULTS = defaults_of(p)
 
 
+def _named(made: tuple) -> tuple:
+    """(fn, name, surrogate) from load_score_factory's (name, fn, surrogate)."""
+    name, fn, surrogate = made
+    return fn, name, surrogate
+
+
 def run(args) -> int:
-    from ..attacks import ATTACKS, is_adaptive, parse_eps_list
-    from ..detectors.registry import AUTOENCODER_SCORES, SCORES
+    from ..attacks import ATTACKS, STRONG, is_adaptive, parse_eps_list
+    from ..detectors.detector import Detector, make_detector
+    from ..detectors.registry import AUTOENCODER_SCORES, DECODER_SCORES, OOD, SCORES
     from ..distributed import init_from_env, is_main, shutdown, world
-    from ..evaluation.benchmark import run_benchmark
     from ..evaluation.sanity import failed
     from ..evaluation.store import OutcomeStore
     from ..evaluation.worst_case import worst_case
+    from ..evaluation_run import run_and_report
+    from ..foreign import is_factory, load_score_factory
     from ..integrity import sha256_state, sha256_tensors
-    from ..reports.detection import write_detection_report
+    from ..model import StyleMemoryNet
     from ..reports.tables import markdown_table
     from ..runs import resolve_device, seed_everything
 
@@ -89,19 +97,26 @@ def run(args) -> int:
         if m not in ATTACKS:
             raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)} or 'strong'")
     eps_list = parse_eps_list(args.eps)
-    if args.score == "all":
-        scores = [s for s in SCORES if args.autoencoder or s not in AUTOENCODER_SCORES]
-    else:
-        scores = split_list(args.score, "score")
-    for s in scores:
-        if s not in SCORES:
-            raise ValueError(f"unknown detector score {s!r}; use one of {', '.join(SCORES)} or 'all'")
+    scores = None if args.score == "all" else split_list(args.score, "score")
+    for s in scores or []:
+        if s not in SCORES and not is_factory(s):
+            raise ValueError(f"unknown detector score {s!r}; use one of {', '.join(SCORES)}, 'all', or "
+                             "package.module:function (a factory given the model, returning a score function)")
     device = init_from_env(resolve_device(args.device))  # under torchrun: join the group, shard the attacks
     main = is_main()
     if not main:
         args.quiet = True
     model = load_classifier(args, device)
+    if scores is None:  # every score this model and these options can serve
+        scores = [s for s in SCORES if (args.autoencoder or s not in AUTOENCODER_SCORES) and s not in OOD
+                  and (isinstance(model, StyleMemoryNet) or (s not in DECODER_SCORES
+                                                            and (s != "mahalanobis" or args.feature_layer)))]
     autoencoder = load_autoencoder(args, model, scores, device)
+    # every score as a detector now, so that one the model cannot serve is refused before anything is written
+    entries = [make_detector(model, s, args.batch_size, autoencoder if s in AUTOENCODER_SCORES else None)
+               if s in SCORES else Detector.from_function(model, *_named(load_score_factory(s, model)), args.batch_size)
+               for s in scores]
+    scores = [e if isinstance(e, str) else e.score_name for e in entries]
     if args.resume:
         out = Path(args.resume)
     else:
@@ -116,8 +131,8 @@ def run(args) -> int:
     if record is not None:
         check_digests(record, digests, out)
     elif main:
-        write_record(out, args, str(model_path(args)), digests)
-    store = OutcomeStore(out / OUTCOMES, write=main) if out is not None else None
+        write_record(out, args, args.model or str(model_path(args)), digests)
+    store = OutcomeStore(out / OUTCOMES, write=main, digests=digests) if out is not None else None
     seed_everything(args.seed)
     kwargs = {"steps": args.steps, "step_size": args.step_size, "queries": args.queries,
               "search_steps": args.search_steps, "targets": args.targets}
@@ -136,25 +151,20 @@ def run(args) -> int:
         bar.set_description(text)
         bar.refresh()
 
-    result = run_benchmark(model, x_val, x_test, y_test, methods=methods, eps_list=eps_list, scores=scores,
-                           fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
-                           on_attack=progress if bar else None, on_stage=stage if bar else None, seed=args.seed,
-                           autoencoder=autoencoder, store=store)
+    processes = world()[1]
+    meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"],
+            "autoencoder": str(autoencoder.meta["path"]) if autoencoder is not None else None,
+            "device": str(device), "processes": processes, **digests}
+    result = run_and_report(model, x_val, x_test, y_test, entries, methods=methods, eps_list=eps_list, out=out, meta=meta,
+                            fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
+                            seed=args.seed, autoencoder=autoencoder, store=store, write=main,
+                            on_attack=progress if bar else None, on_stage=stage if bar else None)
     if bar:
         bar.close()
-    processes = world()[1]
     shutdown()
     if not main:
         return 0
-    meta = {"checkpoint": str(model.meta["path"]), "dataset": data["dataset"], "n": len(x_test),
-            "autoencoder": str(autoencoder.meta["path"]) if autoencoder is not None else None,
-            "n_val": len(x_val), "fpr": args.fpr, "methods": methods, "eps": eps_list, "scores": scores,
-            "seed": args.seed, "device": str(device), "processes": processes, "sanity_n": args.sanity_n,
-            "budget": result.budgets, **kwargs, **digests,
-            "resumed_attacks": len(store.reused) if store is not None else 0}
-    write_detection_report(result, out, meta)
-    shutil.rmtree(out / OUTCOMES, ignore_errors=True)  # the report holds all they held
-    (out / RECORD).unlink(missing_ok=True)
+    (out / RECORD).unlink(missing_ok=True)  # the report holds what the record held
     print(markdown_table(result.rows, SUMMARY_COLUMNS))
     print("per-input worst case (union over attacks), beside the eps-0 floor (clean inputs misclassified and "
           "not flagged):\n")

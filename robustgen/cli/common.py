@@ -84,14 +84,46 @@ def add_autoencoder_arg(p: argparse.ArgumentParser) -> None:
                    "model's dataset")
 
 
+def add_foreign_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="SPEC", help="any classifier instead of --checkpoint: a TorchScript file, or "
+                   "package.module:function returning a torch.nn.Module that maps float images (N, C, H, W) in [0, 1] "
+                   "to logits (N, classes); needs --dataset")
+    p.add_argument("--dataset", help="with --model: the data (mnist, fashion-mnist, ..., folder:PATH, idx:PATH)")
+    p.add_argument("--feature-layer", metavar="NAME", help="with --model: the layer whose output the mahalanobis "
+                   "score reads (a name from model.named_modules())")
+
+
 def load_classifier(args, device):
-    """The classifier named by --checkpoint (a label-free autoencoder is refused)."""
+    """The classifier named by --checkpoint, or any module named by --model on --dataset (a label-free
+    autoencoder is refused)."""
     from ..model import check_classifier
     from ..pretrained import load_model
 
+    if getattr(args, "model", None) or getattr(args, "dataset", None) or getattr(args, "feature_layer", None):
+        return _foreign(args, device)
     path = model_path(args)
     model = load_model(path, device)
     check_classifier(model, f"--checkpoint {path}")
+    return model
+
+
+def _foreign(args, device):
+    from ..classifier import Classifier
+    from ..data import dataset_info
+    from ..foreign import load_module
+
+    if not args.model:
+        raise ValueError("--dataset and --feature-layer go with --model (the classifier they describe)")
+    if args.checkpoint:
+        raise ValueError("give --model or --checkpoint, not both")
+    if not args.dataset:
+        raise ValueError("--model needs --dataset: the data its images come from (mnist, folder:PATH, ...)")
+    info = dataset_info(args.dataset, args.data_dir)
+    model = Classifier(load_module(args.model, device), info.shape, feature_layer=args.feature_layer,
+                       name=Path(args.model).stem if ":" not in args.model else args.model, num_classes=info.num_classes)
+    model.meta.update(dataset={"name": info.name, "num_classes": info.num_classes, "class_names": list(info.class_names),
+                               "shape": list(info.shape)},
+                      config={"data": {"dataset": args.dataset, "data_dir": args.data_dir, "val_size": None}})
     return model
 
 
@@ -132,9 +164,12 @@ def model_split(args, model, split: str, limit: int | None = None):
 
 
 def model_home(args, model) -> Path:
-    """Where a model's outputs go: its run folder, or ``<runs-dir>/pretrained/NAME`` for a shipped model."""
+    """Where a model's outputs go: its run folder, ``<runs-dir>/pretrained/NAME`` for a shipped model,
+    ``<runs-dir>/models/NAME`` for any other (--model)."""
     if model.meta.get("pretrained"):
         return Path(args.runs_dir) / "pretrained" / model.meta["pretrained"]
+    if model.meta.get("foreign"):
+        return Path(args.runs_dir) / "models" / "".join(c if c.isalnum() or c in "-_." else "-" for c in model.meta["name"])
     return Path(model.meta["path"]).parent
 
 

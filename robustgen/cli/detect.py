@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_autoencoder_arg, add_model_args, at_least, fraction, load_autoencoder, load_classifier, model_split
+from .common import (
+    add_autoencoder_arg,
+    add_foreign_args,
+    add_model_args,
+    at_least,
+    fraction,
+    load_autoencoder,
+    load_classifier,
+    model_split,
+)
 
 HELP = "score image files with a detector; one CSV row per image"
 EXIT_USAGE = 2
@@ -14,12 +23,14 @@ def add_parser(sub) -> None:
     p = sub.add_parser("detect", help=HELP)
     add_model_args(p)
     add_autoencoder_arg(p)
+    add_foreign_args(p)
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help=".npy/.npz arrays, IDX image files, PNG/JPEG images or folders of them")
     p.add_argument("--out", required=True, help="CSV file to write (must not exist, unless --resume)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted --out CSV after its last complete "
                    "row (same --input and detector; pass --detector FILE so the threshold is the same)")
-    p.add_argument("--score", help="detector score (default: recon)")
+    p.add_argument("--score", help="detector score: a name, or package.module:function (a factory given the model, "
+                   "returning a score function) (default: recon; confidence for --model)")
     p.add_argument("--n-val", type=at_least(1), help="fit the thresholds on the first N clean validation images "
                    "(default: all of them, 5,000 for MNIST; fewer make quick runs, with a noisier threshold)")
     p.add_argument("--fpr", type=fraction, help="false-positive rate of the threshold (default 0.05)")
@@ -38,6 +49,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..detectors.detector import Detector, make_detector
+    from ..detectors.registry import SCORES
+    from ..detectors.streaming import sidecar
+    from ..foreign import is_factory, load_score_factory
+    from ..model import StyleMemoryNet
     from ..runs import resolve_device
 
     out = Path(args.out)
@@ -48,7 +63,7 @@ def run(args) -> int:
         raise ValueError(f"the folder of --out ({out.parent}) does not exist")
     device = resolve_device(args.device)
     if args.detector:
-        fixed = ("checkpoint", "score", "fpr", "n_val", "autoencoder")
+        fixed = ("checkpoint", "model", "score", "fpr", "n_val", "autoencoder")
         clash = [f"--{f.replace('_', '-')}" for f in fixed if getattr(args, f) is not None]
         if clash:
             raise ValueError(f"{', '.join(clash)} cannot be used with --detector: the saved detector fixes its model, "
@@ -57,12 +72,17 @@ def run(args) -> int:
         fitted = f"loaded from {args.detector}"
     else:
         model = load_classifier(args, device)
-        score = args.score or "recon"
+        score = args.score or ("recon" if isinstance(model, StyleMemoryNet) else "confidence")
         autoencoder = load_autoencoder(args, model, [score], device)
         data = model.meta["config"]["data"]
         x_val, _ = model_split(args, model, "val", limit=args.n_val)
         fpr = 0.05 if args.fpr is None else args.fpr
-        det = make_detector(model, score, args.batch_size, autoencoder).fit(x_val, fpr=fpr)
+        if score in SCORES or not is_factory(score):
+            det = make_detector(model, score, args.batch_size, autoencoder)
+        else:  # package.module:function, a factory given the model
+            name, fn, surrogate = load_score_factory(score, model)
+            det = Detector.from_function(model, fn, name, surrogate, args.batch_size)
+        det.fit(x_val, fpr=fpr)
         fitted = f"fitted at FPR {fpr:g} on the {len(x_val)} validation images of {data['dataset']}"
     bar = None
     if not args.quiet and sys.stderr.isatty():
@@ -82,8 +102,9 @@ def run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if summary.n == 0:
-        out.unlink(missing_ok=True)  # only the header was written: no file is better than an empty table
+    if summary.n == 0:  # only the header was written: no file is better than an empty table
+        out.unlink(missing_ok=True)
+        sidecar(out).unlink(missing_ok=True)
         raise ValueError("no input could be read; nothing was scored")
     resumed = f" ({summary.resumed} of them already in {out}, resumed after)" if summary.resumed else ""
     print(f"scored {summary.n} images{resumed}; {summary.flagged} flagged ({summary.flagged / summary.n:.1%}) by "

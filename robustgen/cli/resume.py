@@ -4,13 +4,15 @@ options, model and data (the kept outcomes themselves: :mod:`robustgen.evaluatio
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 RECORD = "run.json"
 OUTCOMES = "outcomes"
 # the options that define a run; with --resume only --device and --quiet may be given
-FIXED = ("checkpoint", "runs_dir", "data_dir", "autoencoder", "method", "eps", "score", "n", "n_val", "fpr", "steps",
+FIXED = ("checkpoint", "model", "dataset", "feature_layer", "runs_dir", "data_dir", "autoencoder", "method", "eps",
+         "score", "n", "n_val", "fpr", "steps",
          "step_size", "queries", "search_steps", "targets", "sanity_n", "batch_size", "seed", "out")
 
 
@@ -32,6 +34,9 @@ def apply_record(args, defaults: dict) -> dict:
         options = record["options"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path} cannot be read ({e}); the run cannot be resumed") from None
+    if record.get("sha256") != _digest(record):
+        raise ValueError(f"{path}: SHA-256 does not match the one recorded in it; it was changed after robustgen "
+                         "wrote it, and the run cannot be resumed from it")
     given = [f"--{k.replace('_', '-')}" for k in FIXED if getattr(args, k) != defaults[k] and getattr(args, k) != options.get(k)]
     if given:
         raise ValueError(f"{', '.join(given)} cannot change a run being resumed; only --device and --quiet can")
@@ -45,7 +50,14 @@ def write_record(folder: Path, args, checkpoint: str, digests: dict) -> None:
     options = {k: getattr(args, k) for k in FIXED}
     options.update(checkpoint=checkpoint, out=str(folder))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / RECORD).write_text(json.dumps({"options": options, "digests": digests}, indent=2) + "\n")
+    record = {"options": options, "digests": digests}
+    (folder / RECORD).write_text(json.dumps({**record, "sha256": _digest(record)}, indent=2) + "\n")
+
+
+def _digest(record: dict) -> str:
+    """SHA-256 of a record's options and digests, as canonical JSON (keys sorted)."""
+    body = {"options": record.get("options"), "digests": record.get("digests")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def check_digests(record: dict, digests: dict, folder: Path) -> None:

@@ -33,7 +33,8 @@ from .scores import Score
 class Mahalanobis(Score):
     """Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples and
     adversarial attacks": class-conditional Gaussians with one tied covariance on the penultimate
-    features (``model.features``, FC 128); the score is the squared Mahalanobis distance to the
+    features (``model.features_and_logits``: FC 128 of robustgen's network, the named
+    ``feature_layer`` of any other classifier); the score is the squared Mahalanobis distance to the
     nearest class mean. It drops the decoder, so it is one of the two ablations the
     label-conditioned reconstruction stands between.
 
@@ -46,6 +47,7 @@ class Mahalanobis(Score):
 
     name = "mahalanobis"
     needs_fit = True
+    needs_features = True
 
     def __init__(self):
         self.means: torch.Tensor | None = None  # (C, D); NaN rows for classes never predicted
@@ -54,9 +56,9 @@ class Mahalanobis(Score):
     def fit(self, model, x, batch_size=500):
         feats, preds = [], []
         for i in range(0, x.shape[0], batch_size):
-            f = model.features(x[i:i + batch_size])
+            f, logits = model.features_and_logits(x[i:i + batch_size])
             feats.append(f.double())
-            preds.append(model.logits_from_features(f).argmax(dim=1))
+            preds.append(logits.argmax(dim=1))
         f, p = torch.cat(feats), torch.cat(preds)
         c, d = model.num_classes, f.shape[1]
         means = torch.full((c, d), float("nan"), dtype=torch.float64, device=f.device)
@@ -71,8 +73,7 @@ class Mahalanobis(Score):
         self.means, self.precision = means.float(), torch.linalg.inv(cov).float()
 
     def evaluate(self, model, x):
-        f = model.features(x)
-        logits = model.logits_from_features(f)
+        f, logits = model.features_and_logits(x)
         means, prec = self.means.to(f.device), self.precision.to(f.device)
         seen = ~torch.isnan(means[:, 0])
         diff = f[:, None, :] - means[seen][None]  # (N, C', D)

@@ -25,11 +25,10 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
-from ..data.base import check_pixels
-from ..data.inputs import layout
 from ..model import StyleMemoryNet
 from .baselines import check_autoencoder
-from .registry import SCORES, check_score_name, make_score
+from .checks import as_images, threshold_at_fpr, to_model_layout  # noqa: F401 - to_model_layout: the public name
+from .registry import CLASSIFIER_SCORES, SCORES, check_score_name, make_score
 from .scores import Score
 
 DETECTOR_FORMAT = "robustgen-detector"
@@ -37,52 +36,6 @@ DETECTOR_FORMAT = "robustgen-detector"
 
 class ThresholdTieWarning(UserWarning):
     """The fitted threshold flags far fewer clean inputs than asked, because many share its score."""
-
-
-def to_model_layout(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """(N, C, H, W) as is, (N, H, W, C) channels-last (as ART users pass numpy) permuted, (N, H, W)
-    for a one-channel model given a channel axis; any other shape is a ValueError naming both."""
-    kind = layout(x.shape, shape)
-    return x if kind == "nchw" else x.permute(0, 3, 1, 2) if kind == "nhwc" else x.unsqueeze(1)
-
-
-def as_images(x, model: StyleMemoryNet, device: torch.device | None = None) -> torch.Tensor:
-    """Validate user input and return a float32 tensor (N, C, H, W) on ``device``.
-
-    Raises ValueError naming the problem: type, dtype, shape, image size, NaN/inf, range.
-    """
-    if isinstance(x, np.ndarray):
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"images must be floating point in [0, 1], got numpy dtype {x.dtype}; "
-                             "convert with x.astype('float32') / 255 for 8-bit images")
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    elif not isinstance(x, torch.Tensor):
-        raise ValueError(f"images must be a torch tensor or numpy array, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"images must be floating point in [0, 1], got dtype {x.dtype}; "
-                         "convert with x.float() / 255 for 8-bit images")
-    x = to_model_layout(x, model.input_shape)
-    if x.shape[0] == 0:
-        raise ValueError("no images given (N = 0)")
-    check_pixels(x)
-    return x.to(device=device or next(model.parameters()).device, dtype=torch.float32)
-
-
-def threshold_at_fpr(clean_scores: np.ndarray, fpr: float) -> float:
-    """The smallest threshold t such that at most ``fpr`` of the clean scores are > t
-    (flagging is strict: score > t). With ties, the realised FPR may be below ``fpr``."""
-    if not isinstance(fpr, (int, float)) or isinstance(fpr, bool) or not 0.0 <= fpr < 1.0:
-        raise ValueError(f"fpr must be a number in [0, 1), got {fpr!r}")
-    s = np.asarray(clean_scores, dtype=np.float64)
-    if s.size == 0:
-        raise ValueError("no clean scores to fit a threshold on")
-    if not np.isfinite(s).all():
-        bad = int((~np.isfinite(s)).sum())
-        raise ValueError(f"{bad} of the {s.size} clean scores are NaN or infinite; a threshold fitted on them "
-                         "would flag nothing (check the model and inputs)")
-    s = np.sort(s)[::-1]  # descending
-    k = int(np.floor(fpr * len(s) + 1e-9))  # how many clean inputs may lie above the threshold
-    return float(s[min(k, len(s) - 1)])
 
 
 class Detector:
@@ -99,21 +52,34 @@ class Detector:
     default_score = "recon"
     family: tuple[str, ...] = ()  # the scores this class is named for (empty: any)
 
-    def __init__(self, model: StyleMemoryNet, score: str | None = None, batch_size: int = 500,
+    def __init__(self, model: StyleMemoryNet, score: str | Score | None = None, batch_size: int = 500,
                  autoencoder: StyleMemoryNet | None = None):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
-        score = check_score_name(score or self.default_score)
-        if self.family and score not in self.family:
-            raise ValueError(f"{type(self).__name__} takes the scores {', '.join(self.family)}, not {score!r}; "
-                             f"use make_detector(model, {score!r}) or Detector")
+        if not hasattr(model, "num_classes") or not hasattr(model, "input_shape"):
+            raise ValueError(f"the model must be robustgen's network or a robustgen.as_classifier(module, input_shape) "
+                             f"adapter, got {type(model).__name__}")
+        if isinstance(score, Score):  # a score object: a function (Detector.from_function) or a user's own
+            scorer = score
+        else:
+            score = check_score_name(score or self.default_score)
+            if self.family and score not in self.family:
+                raise ValueError(f"{type(self).__name__} takes the scores {', '.join(self.family)}, not {score!r}; "
+                                 f"use make_detector(model, {score!r}) or Detector")
+            if SCORES[score].needs_decoder and not isinstance(model, StyleMemoryNet):
+                raise ValueError(f"score {score!r} needs robustgen's style-memory decoder, which {type(model).__name__} "
+                                 f"has not; on any classifier use {', '.join(CLASSIFIER_SCORES)}, magnet or a function")
+            if SCORES[score].needs_features and getattr(model, "feature_layer", "own") is None:
+                raise ValueError(f"score {score!r} reads features: name a layer of the model (as_classifier(..., "
+                                 "feature_layer=NAME); on the command line --feature-layer NAME)")
+            scorer = None
         if model.label_free:
             raise ValueError("the model is a label-free autoencoder, not a classifier; give it as autoencoder=")
         if autoencoder is not None:
             check_autoencoder(autoencoder, model)
         self.model = model.eval()
-        self.score_name = score
-        self.scorer: Score = make_score(score, autoencoder).to(self.device)
+        self.score_name = scorer.name if scorer is not None else score
+        self.scorer: Score = (scorer or make_score(score, autoencoder)).to(self.device)
         self.batch_size = batch_size
         self.threshold: float | None = None
         self.fpr: float | None = None
@@ -121,6 +87,16 @@ class Detector:
         self.clean_scores_: np.ndarray | None = None  # scores of the data given to fit()
         self.fit_fpr_: float | None = None  # share of the fitting data the threshold flags (<= fpr)
         self._score_fitted = not self.scorer.needs_fit
+
+    @classmethod
+    def from_function(cls, model, fn, name: str, surrogate=None, batch_size: int = 500) -> "Detector":
+        """A detector of any score: ``fn(x) -> (N,)`` on float images (N, C, H, W) in [0, 1], higher =
+        more suspicious; ``surrogate`` (same signature, differentiable) gives attacks the gradient where
+        ``fn`` has none (BPDA). ``model`` is the classifier it guards (any module through
+        ``robustgen.as_classifier``). Fit, detect, attack it like any other."""
+        from .function_score import FunctionScore
+
+        return cls(model, FunctionScore(fn, name, surrogate), batch_size)
 
     @property
     def autoencoder(self) -> StyleMemoryNet | None:
@@ -200,24 +176,47 @@ class Detector:
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Save model, score calibration and threshold in one file (atomic write)."""
-        payload = {"format": DETECTOR_FORMAT, "version": 1, "score": self.score_name,
+        """Save model, score calibration and threshold in one file (atomic write, SHA-256 sealed). Of
+        another classifier than robustgen's only its weights' digest is kept (give it to ``load``), and
+        of a function score only its name (give the function to ``load``)."""
+        from ..integrity import sha256_state
+
+        own = isinstance(self.model, StyleMemoryNet)
+        function = type(self.scorer).__name__ == "FunctionScore"
+        payload = {"format": DETECTOR_FORMAT, "version": 1, "score": self.score_name, "function": function,
                    "score_state": self.scorer.state_dict(), "score_fitted": self._score_fitted,
                    "threshold": self.threshold, "fpr": self.fpr, "score_scale": self.score_scale, "batch_size": self.batch_size,
-                   "fit_fpr": self.fit_fpr_, "model": ckpt_io.model_payload(self.model)}
+                   "fit_fpr": self.fit_fpr_, "model": ckpt_io.model_payload(self.model) if own else None,
+                   "model_sha256": sha256_state(self.model)}
         if self.autoencoder is not None:
             payload["autoencoder"] = ckpt_io.model_payload(self.autoencoder)
         return ckpt_io.atomic_save(payload, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Detector":
-        """Rebuild a saved detector, as the class named for its score (see :func:`make_detector`)."""
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu", *, model=None, function=None,
+             surrogate=None) -> "Detector":
+        """Rebuild a saved detector, as the class named for its score (see :func:`make_detector`).
+        ``model``: the classifier, for a detector of another classifier than robustgen's (its weights
+        must be the saved ones); ``function`` (and ``surrogate``): for a function score."""
+        from ..integrity import sha256_state
+
         payload = ckpt_io.safe_load(path)
         if not isinstance(payload, dict) or payload.get("format") != DETECTOR_FORMAT:
             raise ckpt_io.CheckpointError(f"{path} is not a robustgen detector file (save one with det.save)")
-        model = ckpt_io.model_from_checkpoint(payload["model"], device)
+        if payload["model"] is not None:
+            model = ckpt_io.model_from_checkpoint(payload["model"], device)
+        elif model is None:
+            raise ValueError(f"{path} guards a classifier that is not robustgen's; pass it: Detector.load(path, model=...)")
+        elif sha256_state(model) != payload.get("model_sha256"):
+            raise ValueError(f"{path} was fitted for other weights than the model given (SHA-256 differs)")
         ae = ckpt_io.model_from_checkpoint(payload["autoencoder"], device) if "autoencoder" in payload else None
-        det = make_detector(model, payload["score"], batch_size=payload["batch_size"], autoencoder=ae)
+        if payload.get("function"):
+            if function is None:
+                raise ValueError(f"{path} holds the function score {payload['score']!r}; pass it: "
+                                 "Detector.load(path, function=fn)")
+            det = cls.from_function(model.to(device), function, payload["score"], surrogate, payload["batch_size"])
+        else:
+            det = make_detector(model.to(device), payload["score"], batch_size=payload["batch_size"], autoencoder=ae)
         det.scorer.load_state_dict(payload["score_state"])
         det._score_fitted = payload["score_fitted"]
         det.threshold, det.fpr, det.score_scale = payload["threshold"], payload["fpr"], payload["score_scale"]

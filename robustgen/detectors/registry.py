@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from ..model import StyleMemoryNet
 from .baselines import Magnet, MagnetJSD, Mahalanobis
-from .scores import Confidence, Joint, JointSum, Margin, Posterior, Recon, ReconOnehot, Score
+from .ood import OOD_SCORES
+from .scores import Confidence, Energy, Entropy, Joint, JointSum, Margin, MaxLogit, Posterior, Recon, ReconOnehot, Score
 
 SCORES: dict[str, type[Score]] = {cls.name: cls for cls in (Recon, ReconOnehot, Margin, Confidence, Posterior, Joint,
-                                                            JointSum, Mahalanobis, Magnet, MagnetJSD)}
+                                                            JointSum, Mahalanobis, Magnet, MagnetJSD, Energy, MaxLogit,
+                                                            Entropy, *OOD_SCORES)}
+OOD = tuple(cls.name for cls in OOD_SCORES)  # pytorch-ood's detectors, an optional extra: not in --score all
 AUTOENCODER_SCORES = tuple(name for name, cls in SCORES.items() if cls.needs_autoencoder)
+DECODER_SCORES = tuple(name for name, cls in SCORES.items() if cls.needs_decoder)
+CLASSIFIER_SCORES = tuple(name for name, cls in SCORES.items() if not cls.needs_decoder and not cls.needs_autoencoder)
 
 
 def check_score_name(name: str) -> str:

@@ -8,6 +8,7 @@ some are calibrated on clean data first (``fit``). Shapes: x (N, C, H, W) in [0,
     recon-onehot  the same, decoded from the one-hot predicted label
     margin        error under the predicted label minus the smallest error over all labels
     confidence    1 - max softmax: the classifier-only baseline
+    energy        the logits' free energy (Liu et al. 2020); max-logit, entropy: the same family
     posterior     ours: log-probability that the predicted label is wrong under a posterior that
                   combines the classifier with the decoder as a class-conditional likelihood
     joint         ours: the larger of the posterior score and the reconstruction error, each in
@@ -32,6 +33,8 @@ class Score:
     name = ""
     needs_fit = False
     needs_autoencoder = False  # the magnet scores use a separately trained label-free autoencoder
+    needs_decoder = False  # the style-memory scores need robustgen's decoder: refused on any other classifier
+    needs_features = False  # reads model.features_and_logits: another classifier must name its feature layer
 
     def evaluate(self, model: StyleMemoryNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -63,6 +66,7 @@ def onehot_errors(model: StyleMemoryNet, x: torch.Tensor) -> tuple[torch.Tensor,
 
 class Recon(Score):
     name = "recon"
+    needs_decoder = True
     mode = "softmax"
 
     def evaluate(self, model, x):
@@ -77,6 +81,7 @@ class ReconOnehot(Recon):
 
 class Margin(Score):
     name = "margin"
+    needs_decoder = True
 
     def evaluate(self, model, x):
         logits, pred_err, errs = onehot_errors(model, x)
@@ -89,6 +94,39 @@ class Confidence(Score):
     def evaluate(self, model, x):
         logits = model(x)
         return 1.0 - logits.softmax(dim=1).max(dim=1).values, logits
+
+
+class Energy(Score):
+    """Liu, Wang, Owens & Li 2020, "Energy-based out-of-distribution detection": the free energy
+    -T log sum_k exp(z_k / T) of the logits, T = 1; in-distribution inputs have lower energy."""
+
+    name = "energy"
+
+    def evaluate(self, model, x):
+        logits = model(x)
+        return -torch.logsumexp(logits, dim=1), logits
+
+
+class MaxLogit(Score):
+    """Hendrycks et al. 2022, "Scaling out-of-distribution detection for real-world settings": minus the
+    largest logit."""
+
+    name = "max-logit"
+
+    def evaluate(self, model, x):
+        logits = model(x)
+        return -logits.max(dim=1).values, logits
+
+
+class Entropy(Score):
+    """The entropy of the softmax (nats): how unsure the classifier is over all classes."""
+
+    name = "entropy"
+
+    def evaluate(self, model, x):
+        logits = model(x)
+        logp = logits.log_softmax(dim=1)
+        return -(logp.exp() * logp).sum(dim=1), logits
 
 
 def batched(fn, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -117,6 +155,7 @@ class Posterior(Score):
 
     name = "posterior"
     needs_fit = True
+    needs_decoder = True
     temperature = 0.05
 
     def __init__(self):

@@ -19,8 +19,8 @@ from .sanity import run_sanity_checks
 from .store import OutcomeStore, fetch
 
 
-def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
-                  methods: list[str], eps_list: list[float], scores: list[str], fpr: float = 0.05,
+def run_benchmark(model, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
+                  methods: list[str], eps_list: list[float], scores: list, fpr: float = 0.05,
                   batch_size: int = 500, attack_kwargs: dict | None = None, sanity_n: int = 200,
                   on_attack: Callable[[str, int], None] | None = None,
                   on_stage: Callable[[str], None] | None = None, seed: int | None = 0,
@@ -41,6 +41,7 @@ def run_benchmark(model: StyleMemoryNet, x_val: torch.Tensor, x_test: torch.Tens
     if on_stage:
         on_stage("fitting detectors on clean validation data")
     detectors, thresholds = fit_detectors(model, scores, x_val, fpr, batch_size, autoencoder)
+    scores = list(detectors)  # names, whatever was given (a name or a Detector)
     y = y_test.cpu().numpy()
     result.labels = y
     pred_clean, err_clean_pred, _ = predict_and_errors(model, x_test, y_test, batch_size)

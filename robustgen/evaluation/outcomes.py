@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..attacks import make_attack, run_attack
-from ..detectors.detector import make_detector, threshold_at_fpr
+from ..classifier import check_logits
+from ..detectors.detector import Detector, make_detector, threshold_at_fpr
 from ..detectors.registry import AUTOENCODER_SCORES
 from ..inference import encode_dataset
 from ..model import StyleMemoryNet
@@ -34,22 +35,45 @@ class BenchmarkResult:
     budgets: dict = field(default_factory=dict)  # method -> its per-input budget in words
 
 
-def predict_and_errors(model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor, batch_size: int):
-    """Predictions and per-image L2 reconstruction errors under the predicted and the true one-hot label."""
+def predict_and_errors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int):
+    """Predictions and per-image L2 reconstruction errors under the predicted and the true one-hot label
+    (NaN for a classifier with no decoder: any other than robustgen's)."""
+    if not isinstance(model, StyleMemoryNet):
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            parts = []
+            for i in range(0, x.shape[0], batch_size):
+                logits = model(x[i:i + batch_size].to(device))
+                check_logits(logits, len(logits), model.num_classes)
+                parts.append(logits.argmax(dim=1).cpu())
+        pred = torch.cat(parts).numpy()
+        nan = np.full(len(pred), np.nan)
+        return pred, nan, nan.copy()
     enc = encode_dataset(model, x, y, batch_size)
     return enc.pred.numpy(), enc.err_pred_onehot.numpy(), enc.err_true.numpy()
 
 
-def fit_detectors(model, scores: list[str], x_val: torch.Tensor, fpr: float, batch_size: int = 500, autoencoder=None):
+def fit_detectors(model, scores: list, x_val: torch.Tensor, fpr: float, batch_size: int = 500, autoencoder=None):
     """One detector per score fitted at ``fpr`` on clean validation data, plus the thresholds for
-    every FPR in the report (1, 5, 10 % and ``fpr``) from the same validation scores. ``autoencoder``
-    serves the magnet scores."""
+    every FPR in the report (1, 5, 10 % and ``fpr``) from the same validation scores. A score is a
+    name (``autoencoder`` serves the magnet scores) or a Detector (``Detector.from_function``, any
+    class), fitted here on ``x_val`` whatever it was fitted on before: the threshold is the run's."""
     detectors, thresholds = {}, {}
-    for name in scores:
-        ae = autoencoder if name in AUTOENCODER_SCORES else None
-        det = make_detector(model, name, batch_size=batch_size, autoencoder=ae).fit(x_val, fpr=fpr)
-        detectors[name] = det
-        thresholds[name] = {f: threshold_at_fpr(det.clean_scores_, f) for f in sorted({*STANDARD_FPRS, fpr})}
+    for entry in scores:
+        if isinstance(entry, str):
+            ae = autoencoder if entry in AUTOENCODER_SCORES else None
+            det = make_detector(model, entry, batch_size=batch_size, autoencoder=ae)
+        elif isinstance(entry, Detector):
+            if entry.model is not model:
+                raise ValueError(f"detector {entry.score_name!r} guards another model than the one attacked")
+            det = entry
+        else:
+            raise ValueError(f"a score is a name or a robustgen Detector, got {type(entry).__name__}")
+        if det.score_name in detectors:
+            raise ValueError(f"two scores are named {det.score_name!r}; give each its own name")
+        det.fit(x_val, fpr=fpr)
+        detectors[det.score_name] = det
+        thresholds[det.score_name] = {f: threshold_at_fpr(det.clean_scores_, f) for f in sorted({*STANDARD_FPRS, fpr})}
     return detectors, thresholds
 
 

@@ -11,6 +11,7 @@ one's (wall times aside: a resumed attack keeps the seconds it took when it ran)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -23,16 +24,34 @@ from ..checkpoint import CheckpointError, atomic_save, safe_load
 from .outcomes import Outcome
 
 FORMAT = "robustgen-outcome"
+DIGESTS = "digests.json"  # the weights and data the kept outcomes were made with
 
 
 class OutcomeStore:
     """``fetch(key, compute)``: the stored outcome of ``key`` (a tuple naming the attack), or
     ``compute()``'s, stored when the store may write (only rank 0 writes under torchrun)."""
 
-    def __init__(self, folder: str | os.PathLike, write: bool = True):
+    def __init__(self, folder: str | os.PathLike, write: bool = True, digests: dict | None = None):
         self.folder, self.write = Path(folder), write
         self.reused: list[str] = []  # names of the outcomes read back, for the report
         self.computed: list[str] = []
+        if digests is not None:
+            self._check_digests(digests)
+
+    def _check_digests(self, digests: dict) -> None:
+        """The outcomes kept here belong to one model and one draw of data (their SHA-256): kept ones of
+        others are refused, never mixed in."""
+        path = self.folder / DIGESTS
+        if path.is_file():
+            kept = json.loads(path.read_text())
+            for key, value in digests.items():
+                if kept.get(key) != value:
+                    raise ValueError(f"{key.replace('_sha256', '')} differs from the one the outcomes kept in "
+                                     f"{self.folder} were made with (SHA-256); they cannot be resumed with other "
+                                     "weights or data")
+        elif self.write:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(digests, indent=2) + "\n")
 
     def path(self, key: tuple) -> Path:
         name = "_".join("-" if part is None else f"{part!r}" if isinstance(part, float) else str(part) for part in key)
