@@ -92,6 +92,7 @@ def test_export_cli_from_a_saved_detector_and_its_refusals(tmp_path, data, capsy
     from robustgen.integrity import sha256_file
 
     assert record["sha256"] == sha256_file(tmp_path / "out" / "g.pt") and record["check"]["n"] == 200
+    assert record["source"]["detector_file_sha256"] == sha256_file(tmp_path / "det.pt")
     assert main(args) == 2 and "already exists" in capsys.readouterr().err  # never written over
     assert main(args + ["--score", "recon"]) == 2
     assert "cannot be used with --detector" in capsys.readouterr().err

@@ -260,3 +260,50 @@ def test_evaluate_in_one_call_writes_the_report_attack_writes(model, mnist_small
         robustgen.evaluate(model, x_val, x, y, eps=[0.2], attacks="pgd", out=tmp_path / "r")
     with pytest.raises(ValueError, match="float tensor"):
         robustgen.evaluate(model, x_val, x[:, 0], y, eps=[0.2], attacks="pgd", out=tmp_path / "r2")
+
+
+class _WrongGradient(torch.autograd.Function):
+    """x.sum() forward, but minus its true gradient backward: a gradient that points the wrong way."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.flatten(1).sum(1)
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g[:, None, None, None].expand(-1, 1, 28, 28)
+
+
+def test_each_scores_input_gradient_is_checked_before_attacking(model, mnist_small):
+    from robustgen.evaluation.gradients import check_gradients
+
+    x_val = mnist_small[1][0][:300]
+
+    def rounded(x):
+        return (x * 15).round().div(15).flatten(1).sum(1)
+
+    dets = {"confidence": make_detector(model, "confidence"), "ood-mahalanobis": make_detector(model, "ood-mahalanobis"),
+            "rounded": Detector.from_function(model, rounded, "rounded"),
+            "rounded-bpda": Detector.from_function(model, rounded, "rounded-bpda", surrogate=lambda x: x.flatten(1).sum(1)),
+            "detached": Detector.from_function(model, lambda x: x.detach().flatten(1).sum(1), "detached"),
+            "wrong": Detector.from_function(model, _WrongGradient.apply, "wrong")}
+    for det in dets.values():
+        det.fit(x_val)
+    rows = {r["score"]: r for r in check_gradients(dets, x_val)}
+    assert rows["confidence"]["gradient"] == "ok" and rows["confidence"]["surrogate"] == "none"
+    assert rows["ood-mahalanobis"]["gradient"] == "missing" and rows["ood-mahalanobis"]["surrogate"] == "built in"
+    assert rows["rounded"]["gradient"] == "zero" and rows["rounded"]["action"].startswith("BLOCKED")
+    assert rows["rounded-bpda"]["gradient"] == "zero" and "surrogate's gradient" in rows["rounded-bpda"]["action"]
+    assert rows["detached"]["gradient"] == "missing" and rows["wrong"]["gradient"] == "mismatch"
+
+
+def test_the_report_says_which_scores_had_blocked_gradients(model, mnist_small, tmp_path):
+    def rounded(x):
+        return (x * 15).round().div(15).flatten(1).sum(1)
+
+    x_val, (x, y) = mnist_small[1][0][:300], (mnist_small[1][0][300:310], mnist_small[1][1][300:310])
+    report = robustgen.evaluate(model, x_val, x, y, scores=["energy", rounded], eps=[0.2], attacks=["pgd"],
+                                out=tmp_path / "r", steps=2, sanity_n=0)
+    grads = report["gradients"].set_index("score")
+    assert grads.loc["energy", "gradient"] == "ok" and grads.loc["rounded", "gradient"] == "zero"
+    assert "BLOCKED" in (tmp_path / "r" / "detection.md").read_text()

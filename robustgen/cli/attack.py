@@ -172,5 +172,9 @@ def run(args) -> int:
                                               "eps0_floor"]))
     for row in failed(result.sanity):
         print(f"warning: sanity check {row['check']} failed: {row['detail']}", file=sys.stderr)
+    for row in result.gradients:
+        if row["gradient"] != "ok":
+            print(f"warning: score {row['score']}: input gradient {row['gradient']} ({row['detail']}); {row['action']}",
+                  file=sys.stderr)
     print(f"report written to {out} (detection.md holds every column)")
     return 0

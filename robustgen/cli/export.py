@@ -84,7 +84,7 @@ def _guarded(args) -> int:
     if not det.model.meta or not det.model.meta.get("config"):
         raise ValueError("the detector's model records no dataset; the exported graph cannot be checked")
     x_check, _ = model_split(args, det.model, "test", limit=args.n_check)
-    manifest = export_guarded(det, args.out, args.name, fmt=args.format, check=x_check)
+    manifest = export_guarded(det, args.out, args.name, fmt=args.format, check=x_check, detector_file=args.detector)
     record = json.loads(manifest.read_text())
     check = record["check"]
     print(f"guarded graph: `{record['score']}` above {record['threshold']:.6g} rejects (fitted at FPR "

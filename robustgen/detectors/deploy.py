@@ -110,10 +110,12 @@ def weights_file_sha256(model) -> str | None:
     return sha256_file(path) if path and Path(path).is_file() else None
 
 
-def export_guarded(detector, out_dir: str | os.PathLike, name: str, *, fmt: str = "torchscript", check=None) -> Path:
+def export_guarded(detector, out_dir: str | os.PathLike, name: str, *, fmt: str = "torchscript", check=None,
+                   detector_file: str | os.PathLike | None = None) -> Path:
     """Write the guarded graph and its manifest into ``out_dir`` (files must not exist); return the
     manifest's path. ``check``: images to compare the exported graph with the detector on (refused
-    when a prediction or a flag differs)."""
+    when a prediction or a flag differs). ``detector_file``: the saved detector it came from, whose
+    SHA-256 the manifest records beside the weights'."""
     from ..pretrained import check_model_name
 
     check_model_name(name)
@@ -150,6 +152,7 @@ def export_guarded(detector, out_dir: str | os.PathLike, name: str, *, fmt: str 
             "fit_fpr": detector.fit_fpr_, "classes": int(detector.model.num_classes),
             "source": {"model": str(meta.get("path")), "model_sha256": sha256_state(detector.model),
                        "weights_file_sha256": weights_file_sha256(detector.model),
+                       "detector_file_sha256": sha256_file(detector_file) if detector_file else None,
                        "autoencoder_sha256": sha256_state(guard.autoencoder) if guard.autoencoder is not None else None},
             "check": checked, "torch": torch.__version__,
         }

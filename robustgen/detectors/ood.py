@@ -55,6 +55,7 @@ class OODMahalanobis(Score):
     name = "ood-mahalanobis"
     needs_fit = True
     needs_features = True
+    surrogate = "the same formula, differentiable"  # built in: pytorch-ood computes it without gradients
 
     def __init__(self):
         self.detector = _pytorch_ood().Mahalanobis(None)
@@ -77,6 +78,11 @@ class OODMahalanobis(Score):
         mu, precision = self.detector.mu.to(f.device), self.detector.precision.to(f.device)
         diff = f[:, None, :] - mu[None]
         return 0.5 * torch.einsum("nkd,de,nke->nk", diff, precision, diff).min(dim=1).values
+
+    def evaluate_real(self, model, x):
+        """pytorch-ood's own score (no gradient) and the logits."""
+        f, logits = model.features_and_logits(x)
+        return self.detector.predict_features(f).to(f.dtype), logits
 
     def evaluate(self, model, x):
         f, logits = model.features_and_logits(x)

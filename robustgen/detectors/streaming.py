@@ -46,41 +46,63 @@ def sidecar(out: Path) -> Path:
     return out.with_name(out.name + ".sha256")
 
 
+def _kept_bytes(path: Path) -> tuple[int, "hashlib._Hash"]:
+    """How many bytes of an interrupted CSV to keep, and their SHA-256 state, read a block at a time:
+    what its sidecar vouches for (refused if those bytes changed), or, with no sidecar (a CSV written
+    before robustgen kept one), every complete line."""
+    side, hasher = sidecar(path), hashlib.sha256()
+    if side.is_file():
+        try:
+            size, digest = side.read_text().split()
+            size = int(size)
+        except ValueError:
+            raise ValueError(f"{side}: damaged; {path} cannot be resumed") from None
+        with path.open("rb") as f:
+            left = size
+            while left > 0 and (block := f.read(min(left, 1 << 20))):
+                hasher.update(block)
+                left -= len(block)
+        if left > 0 or hasher.hexdigest() != digest:
+            raise ValueError(f"{path}: SHA-256 of its first {size} bytes does not match {side.name}; it was changed "
+                             "after robustgen wrote it, and cannot be resumed")
+        return size, hasher
+    end = 0
+    with path.open("rb") as f:
+        for line in f:
+            if line.endswith(b"\n"):
+                hasher.update(line)
+                end += len(line)
+    return end, hasher
+
+
 def completed_rows(path: Path, threshold: float) -> tuple[int, int, tuple[str, str] | None, "hashlib._Hash"]:
     """(rows, flagged rows, (source, index) of the last row, SHA-256 state of the kept bytes) of an
-    interrupted CSV. The CSV is cut back to what its sidecar records as complete (rows written after
-    the last record, or a row torn by the interruption, are scored again), and refused when those
-    bytes changed since, or when it was written with another threshold."""
-    side = sidecar(path)
-    with path.open("rb+") as f:
-        data = f.read()
-        if side.is_file():
-            try:
-                size, digest = side.read_text().split()
-                size = int(size)
-            except ValueError:
-                raise ValueError(f"{side}: damaged; {path} cannot be resumed") from None
-            if size > len(data) or hashlib.sha256(data[:size]).hexdigest() != digest:
-                raise ValueError(f"{path}: SHA-256 of its first {size} bytes does not match {side.name}; it was changed "
-                                 "after robustgen wrote it, and cannot be resumed")
-            end = size
-        else:  # written before robustgen kept a sidecar: the complete lines
-            end = data.rfind(b"\n") + 1
-        if end < len(data):
+    interrupted CSV, read as a stream (memory does not grow with its length). The CSV is cut back to
+    what its sidecar records as complete (rows written after the last record, or a row torn by the
+    interruption, are scored again), and refused when those bytes changed since, or when it was
+    written with another threshold."""
+    end, hasher = _kept_bytes(path)
+    if path.stat().st_size > end:
+        with path.open("rb+") as f:
             f.truncate(end)
-    lines = data[:end].decode("utf-8").splitlines()
-    rows = list(csv.reader(lines))
-    if not rows or rows[0] != COLUMNS:
-        raise ValueError(f"{path} is not a CSV of robustgen detect (its header is not {','.join(COLUMNS)}); "
-                         "nothing to resume")
-    body = rows[1:]
-    if any(len(r) != len(COLUMNS) for r in body):
-        raise ValueError(f"{path}: a row does not have the {len(COLUMNS)} columns of robustgen detect; it cannot be resumed")
-    if body and body[-1][5] != _fmt(threshold):
-        raise ValueError(f"{path} was written with threshold {body[-1][5]}, this detector's is {_fmt(threshold)}; resume "
+    n = flagged = 0
+    last = None
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        if next(reader, None) != COLUMNS:
+            raise ValueError(f"{path} is not a CSV of robustgen detect (its header is not {','.join(COLUMNS)}); "
+                             "nothing to resume")
+        for row in reader:
+            if len(row) != len(COLUMNS):
+                raise ValueError(f"{path}: row {n + 1} does not have the {len(COLUMNS)} columns of robustgen detect; it "
+                                 "cannot be resumed")
+            n += 1
+            flagged += row[6] == "True"
+            last = row
+    if last is not None and last[5] != _fmt(threshold):
+        raise ValueError(f"{path} was written with threshold {last[5]}, this detector's is {_fmt(threshold)}; resume "
                          "with the same detector (save it with det.save and pass --detector)")
-    flagged = sum(r[6] == "True" for r in body)
-    return len(body), flagged, (body[-1][0], body[-1][1]) if body else None, hashlib.sha256(data[:end])
+    return n, flagged, (last[0], last[1]) if last else None, hasher
 
 
 def _csv_bytes(rows) -> bytes:

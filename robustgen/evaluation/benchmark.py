@@ -13,6 +13,7 @@ import torch
 
 from ..attacks import is_adaptive
 from ..model import StyleMemoryNet, check_class_count
+from .gradients import check_gradients
 from .metrics import auroc, detection_row, roc_points
 from .outcomes import BenchmarkResult, attack_outcome, fit_detectors, predict_and_errors
 from .sanity import run_sanity_checks
@@ -42,6 +43,9 @@ def run_benchmark(model, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torc
         on_stage("fitting detectors on clean validation data")
     detectors, thresholds = fit_detectors(model, scores, x_val, fpr, batch_size, autoencoder)
     scores = list(detectors)  # names, whatever was given (a name or a Detector)
+    if on_stage:
+        on_stage("checking each score's input gradient")
+    result.gradients = check_gradients(detectors, x_val)
     y = y_test.cpu().numpy()
     result.labels = y
     pred_clean, err_clean_pred, _ = predict_and_errors(model, x_test, y_test, batch_size)

@@ -16,7 +16,7 @@ from ..integrity import IntegrityError, verify_checksums
 
 TABLES = {"detection": "detection.csv", "worst_case": "worst_case.csv", "per_input": "per_input.csv",
           "sanity": "sanity.csv", "misclassification": "misclassification.csv",
-          "security_curve": "security_curve.csv", "roc": "roc.csv"}
+          "security_curve": "security_curve.csv", "roc": "roc.csv", "gradients": "gradients.csv"}
 
 
 def read_report(folder: str | os.PathLike) -> dict:

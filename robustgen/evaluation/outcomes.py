@@ -33,6 +33,7 @@ class BenchmarkResult:
     clean_flagged: dict = field(default_factory=dict)  # score -> (N,) bool: the clean input is flagged
     sanity: list[dict] = field(default_factory=list)  # check, passed, detail (see robustgen.sanity)
     budgets: dict = field(default_factory=dict)  # method -> its per-input budget in words
+    gradients: list[dict] = field(default_factory=list)  # per score: its input gradient's status (see .gradients)
 
 
 def predict_and_errors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int):

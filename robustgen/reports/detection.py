@@ -41,7 +41,7 @@ def _half_eps_bound(rows: list[dict], worst: list[dict]) -> list[dict]:
 
 
 def detection_markdown(rows: list[dict], misclassification: list[dict], worst: list[dict], meta: dict,
-                       sanity: list[dict] | None = None) -> str:
+                       sanity: list[dict] | None = None, gradients: list[dict] | None = None) -> str:
     """The markdown report of ``robustgen attack``."""
     budget = ", ".join(f"{k} {v}" for k, v in meta.get("budget", {}).items())
     lines = [
@@ -69,6 +69,11 @@ def detection_markdown(rows: list[dict], misclassification: list[dict], worst: l
         "worst case against it. `oblivious_rate` and `adaptive_rate`: the same union over the attacks that "
         "ignore the detector and over those that know it.", "",
         markdown_table(worst, digits=4),
+        "## Input gradients of the scores", "",
+        "Checked before attacking on clean validation images (`gradients.csv`): `ok`, or blocked (`missing`, `zero`, "
+        "`nan`, `mismatch` with a finite difference). A blocked score with no surrogate is a lower bound for the "
+        "gradient attacks: its worst case rests on the gradient-free ones.", "",
+        markdown_table(gradients or []),
         "## Sanity checks", "",
         "Carlini et al. 2019 and AutoAttack's checks on the evaluation itself (`sanity.csv`). A failed check "
         "puts the numbers above in doubt.", "",
@@ -109,15 +114,17 @@ def write_detection_report(result, out: str | os.PathLike, meta: dict) -> str:
     write_csv(out / "worst_case.csv", worst, WORST_CASE_COLUMNS)
     write_csv(out / "per_input.csv", per_input_rows(result))
     write_csv(out / "sanity.csv", result.sanity, ["check", "passed", "detail"])
+    write_csv(out / "gradients.csv", result.gradients, ["score", "gradient", "surrogate", "action", "detail"])
     curve = security_curve(result.rows, worst)
     write_csv(out / "security_curve.csv", curve, ["score", "eps", "robust_acc", "undetected_success_rate"])
     plot_security_curve(curve, out / "security_curve.png", f"{meta['checkpoint']}, N = {meta['n']}")
     if result.roc:
         plot_roc(result.roc, out / "roc.png")
-    markdown = detection_markdown(result.rows, result.misclassification, worst, meta, result.sanity)
+    markdown = detection_markdown(result.rows, result.misclassification, worst, meta, result.sanity, result.gradients)
     (out / "detection.md").write_text(markdown)
     (out / "benchmark.json").write_text(json.dumps({**meta, "attack_seconds": result.seconds}, indent=2) + "\n")
     report_files = ["detection.csv", "detection.md", "roc.csv", "roc.png", "misclassification.csv", "worst_case.csv",
-                    "per_input.csv", "sanity.csv", "security_curve.csv", "security_curve.png", "benchmark.json"]
+                    "per_input.csv", "sanity.csv", "gradients.csv", "security_curve.csv", "security_curve.png",
+                    "benchmark.json"]
     write_checksums(out, report_files)  # last: read_report refuses a report whose files changed afterwards
     return markdown

@@ -37,7 +37,8 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, d
 def write_csv(path: str | os.PathLike, rows: Iterable[dict], columns: Sequence[str] | None = None) -> Path:
     import pandas as pd
 
-    frame = pd.DataFrame(list(rows))
+    rows = list(rows)
+    frame = pd.DataFrame(rows) if rows or columns is None else pd.DataFrame(columns=list(columns))
     if columns is not None:
         frame = frame[list(columns)]
     path = Path(path)
