@@ -83,7 +83,7 @@ def main() -> None:
                             "predictions_differ": int((got["logits"].argmax(1) != report["predictions"]).sum()),
                             "flags_differ": int((got["rejected"] != flagged).sum()), "flagged": int(flagged.sum()),
                             "server_seconds": float(got["seconds"]), "threshold": manifest["threshold"],
-                            "source_weights_sha256": manifest["source"]["weights_file_sha256"]}
+                            "source": manifest["source"]}
     out = {"checkpoint": args.checkpoint, "score": args.score, **results}
     print(json.dumps(out, indent=2))
     if args.json:

@@ -60,6 +60,9 @@ def main() -> None:
             if name == "detection.csv":  # the generic path has no decoder: its reconstruction columns are empty
                 a, b = (t.drop(columns=["err_clean_pred", "err_adv_pred", "err_adv_true"]) for t in (a, b))
             result[name] = bool(a.equals(b))
+            if not result[name]:  # which columns differ, and by how much
+                result[name + " differs"] = {c: float((a[c] - b[c]).abs().max()) if a[c].dtype.kind == "f" else "values"
+                                             for c in a.columns if not a[c].equals(b[c])}
         result["worst_case"] = pd.read_csv(Path(tmp) / "generic" / "worst_case.csv").to_dict("records")
     print(json.dumps(result, indent=2))
     if args.json:

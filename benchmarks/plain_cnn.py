@@ -4,7 +4,7 @@ CNN (two 3x3 convolutions with max pooling, FC 128, FC 10; normalisation inside)
 
     python benchmarks/plain_cnn.py --out runs/plain-cnn        # ~99 % on MNIST test, a few minutes on 2 cores
     robustgen attack --model benchmarks.plain_cnn:build --dataset mnist --feature-layer fc1 \\
-        --score confidence,energy,mahalanobis,ood-msp,ood-energy,ood-mahalanobis --method strong ...
+        --score ood-msp,ood-energy,ood-mahalanobis,benchmarks.plain_cnn:squeeze --method strong ...
 
 ``build()`` loads the weights from ``$PLAIN_CNN_WEIGHTS`` (default ``runs/plain-cnn/plain_cnn.pt``);
 the script also writes ``plain_cnn.torchscript.pt`` for ``--model FILE``. Only torch is needed to
@@ -54,6 +54,18 @@ def build() -> nn.Module:
     model = PlainCNN()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def squeeze(model: nn.Module):
+    """A detector written as a function, for ``--score benchmarks.plain_cnn:squeeze``: feature squeezing
+    (Xu, Evans & Qi 2018) with a 2x2 local-mean smoothing as the squeezer; the score is the L1 distance
+    between the softmax of x and of its smoothed copy (differentiable, so the attacks follow it)."""
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        smoothed = F.avg_pool2d(F.pad(x, (0, 1, 0, 1), mode="replicate"), 2, stride=1)
+        return (model(x).softmax(1) - model(smoothed).softmax(1)).abs().sum(1)
+
+    return score
 
 
 def train(out: Path, epochs: int, seed: int) -> dict:

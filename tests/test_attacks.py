@@ -1,8 +1,10 @@
+import numpy as np
 import pytest
 import torch
 
 from robustgen import GuardedClassifier, ReconstructionDetector, load_model
 from robustgen.attacks import (
+    GRADIENT_FREE,
     REGISTRY,
     Attack,
     AttackCheckError,
@@ -139,7 +141,7 @@ def test_every_registered_attack_has_a_paper_and_a_budget():
                 default_budget(name)
             continue
         key, value = default_budget(name)  # what the doubled-steps sanity check doubles
-        assert key == ("queries" if name == "square" else "steps") and value >= 40, name
+        assert key == ("queries" if name in GRADIENT_FREE else "steps") and value >= 40, name
 
 
 def test_orthogonal_projection_makes_the_gradients_orthogonal_before_the_sign():
@@ -309,3 +311,23 @@ def test_torchrun_shards_share_out_the_batches(monkeypatch, trained_model, mnist
         seen[rank] = (dist.my_batches(50, 16), calls)
     assert seen[0][0] == [0, 32] and seen[1][0] == [16, 48]  # disjoint, together every batch
     assert seen[0][1] == [16, 16] and seen[1][1] == [16, 2]  # each rank attacked only its own batches
+
+
+def test_guarded_square_needs_no_gradient_and_judges_by_the_real_score(trained_model, mnist_small):
+    """Gradient-free: through a score whose gradient is zero everywhere it still breaks inputs, every
+    one it reports broken is misclassified and not flagged by the real score, and it stays in the ball."""
+    from robustgen import Detector
+
+    xv, (x, y) = mnist_small[1][0][:500], (mnist_small[1][0][500:540], mnist_small[1][1][500:540])
+
+    def quantised(images):  # 1 - max softmax on a grid of 0.05: a step function, no usable gradient
+        return (1 - trained_model(images).softmax(1).max(1).values).mul(20).round().div(20)
+
+    det = Detector.from_function(trained_model, quantised, "quantised").fit(xv, fpr=0.2)
+    atk = make_attack("guarded-square", trained_model, 0.3, detector=det, queries=300)
+    x_adv = run_attack(atk, x, y, seed=0)
+    assert (x_adv - x).abs().max() <= 0.3 + 1e-6
+    with torch.no_grad():
+        broken = (trained_model(x_adv).argmax(1) != y).numpy() & (det.score(x_adv) <= det.threshold)
+    _, flags = atk.fn.loss(x_adv, y)
+    assert np.array_equal(flags.numpy(), broken) and broken.mean() >= 0.25

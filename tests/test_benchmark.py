@@ -105,3 +105,19 @@ def test_ablation_view_puts_each_report_and_eps_on_one_row():
     assert rows[1]["confidence"] == "-" and rows[1]["eps0_floor"] == "0.2 %"
     assert rows[2]["magnet"] == "10.0 / 20.0 → 25.0 %" and rows[2]["eps0_floor"] == "-"
     assert rows[2]["recon"] == "30.0 / - → 30.0 %"  # a run with no detector-aware attack
+
+
+def test_detector_checks_flag_black_box_only_breaks_and_aware_attacks_weaker_than_oblivious():
+    from robustgen.evaluation.sanity import _detector_checks
+
+    r = _result()
+    bits = lambda v: np.array(v, dtype=bool)  # noqa: E731
+    r.broken = {("pgd", 0.3, "confidence"): bits([1, 1, 0, 0, 0, 0, 0, 0]),
+                ("square", 0.3, "confidence"): bits([1, 0, 1, 0, 0, 0, 0, 0]),  # input 2: only the black box
+                ("guarded-apgd", 0.3, "confidence"): bits([1, 0, 0, 0, 0, 0, 0, 0])}  # weaker than pgd + square
+    rows = {(row["check"]): row for row in _detector_checks(r)}
+    assert rows["black-box-only"]["passed"] is False and "1 inputs broken by a gradient-free" in rows["black-box-only"]["detail"]
+    assert rows["aware-not-weaker"]["passed"] is False
+    r.broken[("guarded-apgd", 0.3, "confidence")] = bits([1, 1, 1, 1, 0, 0, 0, 0])  # now it breaks input 2 too
+    rows = {(row["check"]): row for row in _detector_checks(r)}
+    assert rows["black-box-only"]["passed"] is True and rows["aware-not-weaker"]["passed"] is True

@@ -12,6 +12,10 @@ masking, too few steps, a bug), and ``robustgen attack`` prints a warning.
    at any eps (if it were, the gradients mislead the white-box attacks).
 4. ``double-steps``: at the largest eps, doubling each iterative attack's steps (queries for
    ``square``) on the first ``sanity_n`` inputs changes its result by less than one point.
+5. ``black-box-only``: per eps and score, no input is broken by a gradient-free attack (``square``,
+   ``guarded-square``) and by none of the gradient attacks (gradient masking otherwise).
+6. ``aware-not-weaker``: per eps and score, the detector-aware attacks break at least what the
+   oblivious ones break against the same score.
 """
 
 from __future__ import annotations
@@ -75,10 +79,36 @@ def _square_vs_white_box(result, eps_list) -> list[dict]:
     return rows
 
 
+def _detector_checks(result) -> list[dict]:
+    """Per eps and score: (``black-box-only``) inputs that a gradient-free attack broke and no gradient
+    attack did, a sign that the gradients mislead (masking); (``aware-not-weaker``) the attacks that
+    know the detector break at least what those that ignore it break (they could always do the same)."""
+    rows = []
+    groups: dict[tuple, list] = {}
+    for (method, eps, score), broken in result.broken.items():
+        groups.setdefault((eps, score), []).append((method, broken))
+    for (eps, score), items in sorted(groups.items()):
+        free = [b for m, b in items if m in GRADIENT_FREE]
+        grad = [b for m, b in items if m not in GRADIENT_FREE]
+        if free and grad:
+            only = int((np.logical_or.reduce(free) & ~np.logical_or.reduce(grad)).sum())
+            rows.append(_row("black-box-only", only == 0, f"eps {eps:g} vs {score}: {only} inputs broken by a "
+                             "gradient-free attack and by no gradient attack" + (" (a sign of gradient masking: "
+                             "the gradient attacks' figures are lower bounds)" if only else "")))
+        w = next((w for w in worst_case(result) if w["eps"] == eps and w["score"] == score), None)
+        if w is not None and not (np.isnan(w["oblivious_rate"]) or np.isnan(w["adaptive_rate"])):
+            ok = w["adaptive_rate"] >= w["oblivious_rate"]
+            rows.append(_row("aware-not-weaker", ok, f"eps {eps:g} vs {score}: detector-aware attacks break "
+                             f"{w['adaptive_rate']:.4f}, oblivious ones {w['oblivious_rate']:.4f}" + (
+                                 "" if ok else "; the detector-aware attacks are weaker than ignoring the detector: "
+                                 "they fall short, not the detector")))
+    return rows
+
+
 def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batch_size, attack_kwargs,
                       sanity_n, fpr, thresholds, seed: int | None = 0, store=None) -> list[dict]:
 
-    rows = _monotone(result, methods, eps_list) + _square_vs_white_box(result, eps_list)
+    rows = _monotone(result, methods, eps_list) + _square_vs_white_box(result, eps_list) + _detector_checks(result)
     m = min(sanity_n, len(y))
     if m <= 0:
         return rows + [_row("eps-1", None, "skipped (--sanity-n 0)"), _row("double-steps", None, "skipped (--sanity-n 0)")]
