@@ -307,3 +307,29 @@ def test_the_report_says_which_scores_had_blocked_gradients(model, mnist_small, 
     grads = report["gradients"].set_index("score")
     assert grads.loc["energy", "gradient"] == "ok" and grads.loc["rounded", "gradient"] == "zero"
     assert "BLOCKED" in (tmp_path / "r" / "detection.md").read_text()
+
+
+def test_a_run_of_any_model_resumes(user_code, monkeypatch):
+    import robustgen.evaluation.outcomes as outcomes
+
+    real, calls = outcomes.attack_outcome, []
+
+    class Killed(BaseException):
+        pass
+
+    def dies_at_the_second(*a, **k):
+        if calls:
+            raise Killed
+        calls.append(1)
+        return real(*a, **k)
+
+    argv = ["attack", "--model", "userpkg10:build", "--dataset", "mnist", "--n-val", "300", "--n", "10", "--method",
+            "pgd,fgsm", "--eps", "0.2", "--steps", "2", "--score", "energy", "--sanity-n", "0", "--quiet"]
+    monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", dies_at_the_second)
+    with pytest.raises(Killed):
+        main(argv + ["--out", str(user_code / "cut")])
+    monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", real)
+    assert main(["attack", "--resume", str(user_code / "cut"), "--quiet"]) == 0
+    assert main(argv + ["--out", str(user_code / "full")]) == 0
+    for name in ("per_input.csv", "worst_case.csv"):
+        assert (user_code / "cut" / name).read_text() == (user_code / "full" / name).read_text()

@@ -131,7 +131,7 @@ def run(args) -> int:
     if record is not None:
         check_digests(record, digests, out)
     elif main:
-        write_record(out, args, args.model or str(model_path(args)), digests)
+        write_record(out, args, None if args.model else str(model_path(args)), digests)
     store = OutcomeStore(out / OUTCOMES, write=main, digests=digests) if out is not None else None
     seed_everything(args.seed)
     kwargs = {"steps": args.steps, "step_size": args.step_size, "queries": args.queries,

@@ -46,7 +46,8 @@ def apply_record(args, defaults: dict) -> dict:
     return record
 
 
-def write_record(folder: Path, args, checkpoint: str, digests: dict) -> None:
+def write_record(folder: Path, args, checkpoint: str | None, digests: dict) -> None:
+    """``checkpoint``: the resolved --checkpoint (the newest run when none was given); None for --model."""
     options = {k: getattr(args, k) for k in FIXED}
     options.update(checkpoint=checkpoint, out=str(folder))
     folder.mkdir(parents=True, exist_ok=True)
