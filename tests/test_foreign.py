@@ -333,3 +333,30 @@ def test_a_run_of_any_model_resumes(user_code, monkeypatch):
     assert main(argv + ["--out", str(user_code / "full")]) == 0
     for name in ("per_input.csv", "worst_case.csv"):
         assert (user_code / "cut" / name).read_text() == (user_code / "full" / name).read_text()
+
+
+def test_evaluate_resumes_what_an_interrupted_call_finished(model, mnist_small, tmp_path, monkeypatch):
+    import robustgen.evaluation.outcomes as outcomes
+
+    real, calls = outcomes.attack_outcome, []
+
+    class Killed(BaseException):
+        pass
+
+    def dies_at_the_second(*a, **k):
+        if calls:
+            raise Killed
+        calls.append(1)
+        return real(*a, **k)
+
+    x_val, (x, y) = mnist_small[1][0][:300], (mnist_small[1][0][300:312], mnist_small[1][1][300:312])
+    kw = dict(scores=["energy"], eps=[0.2], attacks=["pgd", "fgsm"], steps=2, sanity_n=0)
+    monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", dies_at_the_second)
+    with pytest.raises(Killed):
+        robustgen.evaluate(model, x_val, x, y, out=tmp_path / "cut", **kw)
+    monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", real)
+    with pytest.raises(ValueError, match="data differs"):  # other data: the kept outcomes are refused
+        robustgen.evaluate(model, x_val, x.flip(0), y.flip(0), out=tmp_path / "cut", resume=True, **kw)
+    resumed = robustgen.evaluate(model, x_val, x, y, out=tmp_path / "cut", resume=True, **kw)
+    full = robustgen.evaluate(model, x_val, x, y, out=tmp_path / "full", **kw)
+    assert resumed["per_input"].equals(full["per_input"]) and resumed["meta"]["resumed_attacks"] == 1
