@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .attacks import STRONG, check_clean, parse_eps, parse_eps_list
+from .attacks import ATTACKS, STRONG, check_clean, parse_eps, parse_eps_list
 from .classifier import as_classifier
 from .detectors.detector import Detector, make_detector
 from .detectors.registry import AUTOENCODER_SCORES
@@ -102,12 +102,16 @@ def evaluate(model, x_val, x, y, *, scores=("confidence",), eps=(0.1, 0.2, 0.3),
     check_class_count(model, y, "y")
     device = next(model.parameters()).device
     methods = list(STRONG) if attacks == "strong" else [attacks] if isinstance(attacks, str) else list(attacks)
+    for m in methods:
+        if m not in ATTACKS:
+            raise ValueError(f"unknown attack {m!r}; use one of {', '.join(ATTACKS)} or 'strong'")
     eps_list = parse_eps_list(eps) if isinstance(eps, str) else sorted({parse_eps(e) for e in eps})
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out {out} is a file, not a folder")
-    if out.exists() and any(p.name != OUTCOMES for p in out.iterdir()) and not resume:
-        raise ValueError(f"out {out} is not empty; choose a new folder so no earlier report is overwritten")
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ValueError(f"out {out} is not empty; choose a new folder so no earlier report is overwritten (or resume=True "
+                         "to continue an interrupted call)")
     if (out / "detection.csv").exists():
         raise ValueError(f"{out} holds a finished report; choose a new folder")
     entries = score_entries(model, scores, autoencoder)

@@ -260,6 +260,9 @@ def test_evaluate_in_one_call_writes_the_report_attack_writes(model, mnist_small
         robustgen.evaluate(model, x_val, x, y, eps=[0.2], attacks="pgd", out=tmp_path / "r")
     with pytest.raises(ValueError, match="float tensor"):
         robustgen.evaluate(model, x_val, x[:, 0], y, eps=[0.2], attacks="pgd", out=tmp_path / "r2")
+    with pytest.raises(ValueError, match="unknown attack 'cw'"):
+        robustgen.evaluate(model, x_val, x, y, eps=[0.2], attacks=["pgd", "cw"], out=tmp_path / "r3")
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()  # nothing written
 
 
 class _WrongGradient(torch.autograd.Function):
