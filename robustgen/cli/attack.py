@@ -18,6 +18,7 @@ from .common import (
     model_split,
     new_output_folder,
     positive_float,
+    score_detector,
     seed_value,
     split_list,
     timestamped,
@@ -70,22 +71,15 @@ def add_parser(sub) -> None:
     DEFAULTS = defaults_of(p)
 
 
-def _named(made: tuple) -> tuple:
-    """(fn, name, surrogate) from load_score_factory's (name, fn, surrogate)."""
-    name, fn, surrogate = made
-    return fn, name, surrogate
-
-
 def run(args) -> int:
     from ..attacks import ATTACKS, STRONG, is_adaptive, parse_eps_list
-    from ..detectors.detector import Detector, make_detector
     from ..detectors.registry import AUTOENCODER_SCORES, DECODER_SCORES, OOD, SCORES
     from ..distributed import init_from_env, is_main, shutdown, world
     from ..evaluation.sanity import failed
     from ..evaluation.store import OutcomeStore
     from ..evaluation.worst_case import worst_case
     from ..evaluation_run import run_and_report
-    from ..foreign import is_factory, load_score_factory
+    from ..foreign import is_factory
     from ..integrity import sha256_state, sha256_tensors
     from ..model import StyleMemoryNet
     from ..reports.tables import markdown_table
@@ -113,10 +107,8 @@ def run(args) -> int:
                                                             and (s != "mahalanobis" or args.feature_layer)))]
     autoencoder = load_autoencoder(args, model, scores, device)
     # every score as a detector now, so that one the model cannot serve is refused before anything is written
-    entries = [make_detector(model, s, args.batch_size, autoencoder if s in AUTOENCODER_SCORES else None)
-               if s in SCORES else Detector.from_function(model, *_named(load_score_factory(s, model)), args.batch_size)
-               for s in scores]
-    scores = [e if isinstance(e, str) else e.score_name for e in entries]
+    entries = [score_detector(model, s, args.batch_size, autoencoder) for s in scores]
+    scores = [e.score_name for e in entries]
     if args.resume:
         out = Path(args.resume)
     else:

@@ -144,6 +144,18 @@ def load_autoencoder(args, model, scores: list[str], device):
     return check_autoencoder(load_model(args.autoencoder, device), model)
 
 
+def score_detector(model, score: str, batch_size: int, autoencoder):
+    """The (unfitted) detector of a score name, or of a factory package.module:function given the model."""
+    from ..detectors.detector import Detector, make_detector
+    from ..detectors.registry import AUTOENCODER_SCORES, SCORES
+    from ..foreign import is_factory, load_score_factory
+
+    if score in SCORES or not is_factory(score):  # an unknown name is refused by make_detector, naming the scores
+        return make_detector(model, score, batch_size, autoencoder if score in AUTOENCODER_SCORES else None)
+    name, fn, surrogate = load_score_factory(score, model)
+    return Detector.from_function(model, fn, name, surrogate, batch_size)
+
+
 def model_path(args) -> str | Path:
     from ..runs import latest_run
 

@@ -13,6 +13,7 @@ from .common import (
     load_autoencoder,
     load_classifier,
     model_split,
+    score_detector,
 )
 
 HELP = "score image files with a detector; one CSV row per image"
@@ -48,10 +49,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..detectors.detector import Detector, make_detector
-    from ..detectors.registry import SCORES
+    from ..detectors.detector import Detector
     from ..detectors.streaming import sidecar
-    from ..foreign import is_factory, load_score_factory
     from ..model import StyleMemoryNet
     from ..runs import resolve_device
 
@@ -77,12 +76,7 @@ def run(args) -> int:
         data = model.meta["config"]["data"]
         x_val, _ = model_split(args, model, "val", limit=args.n_val)
         fpr = 0.05 if args.fpr is None else args.fpr
-        if score in SCORES or not is_factory(score):
-            det = make_detector(model, score, args.batch_size, autoencoder)
-        else:  # package.module:function, a factory given the model
-            name, fn, surrogate = load_score_factory(score, model)
-            det = Detector.from_function(model, fn, name, surrogate, args.batch_size)
-        det.fit(x_val, fpr=fpr)
+        det = score_detector(model, score, args.batch_size, autoencoder).fit(x_val, fpr=fpr)
         fitted = f"fitted at FPR {fpr:g} on the {len(x_val)} validation images of {data['dataset']}"
     bar = None
     if not args.quiet and sys.stderr.isatty():
