@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import robustgen
+import robustgen.evaluation.outcomes
 from robustgen import Classifier, Detector, as_classifier, make_detector
 from robustgen.classifier import ClassifierError
 from robustgen.cli import main
@@ -312,24 +313,31 @@ def test_the_report_says_which_scores_had_blocked_gradients(model, mnist_small, 
     assert "BLOCKED" in (tmp_path / "r" / "detection.md").read_text()
 
 
-def test_a_run_of_any_model_resumes(user_code, monkeypatch):
-    import robustgen.evaluation.outcomes as outcomes
+class _Killed(BaseException):  # not an Exception: nothing on the way may catch it, as with SIGKILL
+    pass
 
-    real, calls = outcomes.attack_outcome, []
 
-    class Killed(BaseException):
-        pass
+def _killed_after(k: int, real):
+    """attack_outcome that runs ``k`` attacks, then dies as a killed process would."""
+    calls = []
 
-    def dies_at_the_second(*a, **k):
-        if calls:
-            raise Killed
+    def attack_outcome(*a, **kw):
+        if len(calls) == k:
+            raise _Killed
         calls.append(1)
-        return real(*a, **k)
+        return real(*a, **kw)
+
+    return attack_outcome
+
+
+def test_a_run_of_any_model_resumes(user_code, monkeypatch):
+    real = robustgen.evaluation.outcomes.attack_outcome
+    dies_at_the_second = _killed_after(1, real)
 
     argv = ["attack", "--model", "userpkg10:build", "--dataset", "mnist", "--n-val", "300", "--n", "10", "--method",
             "pgd,fgsm", "--eps", "0.2", "--steps", "2", "--score", "energy", "--sanity-n", "0", "--quiet"]
     monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", dies_at_the_second)
-    with pytest.raises(Killed):
+    with pytest.raises(_Killed):
         main(argv + ["--out", str(user_code / "cut")])
     monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", real)
     assert main(["attack", "--resume", str(user_code / "cut"), "--quiet"]) == 0
@@ -339,23 +347,13 @@ def test_a_run_of_any_model_resumes(user_code, monkeypatch):
 
 
 def test_evaluate_resumes_what_an_interrupted_call_finished(model, mnist_small, tmp_path, monkeypatch):
-    import robustgen.evaluation.outcomes as outcomes
-
-    real, calls = outcomes.attack_outcome, []
-
-    class Killed(BaseException):
-        pass
-
-    def dies_at_the_second(*a, **k):
-        if calls:
-            raise Killed
-        calls.append(1)
-        return real(*a, **k)
+    real = robustgen.evaluation.outcomes.attack_outcome
+    dies_at_the_second = _killed_after(1, real)
 
     x_val, (x, y) = mnist_small[1][0][:300], (mnist_small[1][0][300:312], mnist_small[1][1][300:312])
     kw = dict(scores=["energy"], eps=[0.2], attacks=["pgd", "fgsm"], steps=2, sanity_n=0)
     monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", dies_at_the_second)
-    with pytest.raises(Killed):
+    with pytest.raises(_Killed):
         robustgen.evaluate(model, x_val, x, y, out=tmp_path / "cut", **kw)
     monkeypatch.setattr("robustgen.evaluation.benchmark.attack_outcome", real)
     with pytest.raises(ValueError, match="data differs"):  # other data: the kept outcomes are refused
