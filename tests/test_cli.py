@@ -200,6 +200,8 @@ def test_eps_range_security_curve_compare_and_read_report(smoke_runs, tmp_path, 
                      "--quiet"]) == 0
     report = robustgen.read_report(outs[0])
     assert set(report) >= {"detection", "worst_case", "per_input", "sanity", "security_curve", "meta"}
+    (outs[0] / "roc.csv").unlink()  # as committed reports drop it (.gitignore): still a whole report
+    assert "roc" not in robustgen.read_report(outs[0])
     assert sorted(report["detection"]["eps"].unique()) == pytest.approx([0.1, 0.2])  # eps 0 is the clean point
     curve = report["security_curve"]
     assert sorted(curve["eps"].unique()) == pytest.approx([0.0, 0.1, 0.2])
