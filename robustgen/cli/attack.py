@@ -23,7 +23,7 @@ from .common import (
     split_list,
     timestamped,
 )
-from .resume import OUTCOMES, RECORD, apply_record, check_digests, defaults_of, write_record
+from .resume import RECORD, apply_record, check_digests, defaults_of, write_record
 
 HELP = "attack the network and report how well each detector score catches it"
 DEFAULTS: dict = {}  # the parser's defaults of the options that define a run (resume.FIXED)
@@ -78,7 +78,7 @@ def run(args) -> int:
     from ..evaluation.sanity import failed
     from ..evaluation.store import OutcomeStore
     from ..evaluation.worst_case import worst_case
-    from ..evaluation_run import run_and_report
+    from ..evaluation_run import OUTCOMES, run_and_report
     from ..foreign import is_factory
     from ..integrity import sha256_state, sha256_tensors
     from ..model import StyleMemoryNet

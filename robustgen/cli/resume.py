@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 RECORD = "run.json"
-OUTCOMES = "outcomes"
 # the options that define a run; with --resume only --device and --quiet may be given
 FIXED = ("checkpoint", "model", "dataset", "feature_layer", "runs_dir", "data_dir", "autoencoder", "method", "eps",
          "score", "n", "n_val", "fpr", "steps",
