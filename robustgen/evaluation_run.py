@@ -42,14 +42,17 @@ OUTCOMES = "outcomes"
 def run_and_report(model, x_val, x, y, entries: list, *, methods: list[str], eps_list: list[float], out: Path | None,
                    meta: dict, fpr: float = 0.05, batch_size: int = 500, attack_kwargs: dict | None = None,
                    sanity_n: int = 200, seed: int = 0, autoencoder=None, store: OutcomeStore | None = None,
-                   write: bool = True, on_attack: Callable | None = None, on_stage: Callable | None = None):
-    """Run the benchmark and, where ``write``, write its report into ``out`` (then drop the kept
-    outcomes: the report holds all they held). Returns the BenchmarkResult."""
+                   write: bool = True, on_attack: Callable | None = None, on_stage: Callable | None = None,
+                   full: bool = False):
+    """Run the benchmark (a cascade unless ``full``) and, where ``write``, write its report into ``out``
+    (then drop the kept outcomes: the report holds all they held). Returns the BenchmarkResult."""
     result = run_benchmark(model, x_val, x, y, methods=methods, eps_list=eps_list, scores=entries, fpr=fpr,
                            batch_size=batch_size, attack_kwargs=attack_kwargs or {}, sanity_n=sanity_n,
-                           on_attack=on_attack, on_stage=on_stage, seed=seed, autoencoder=autoencoder, store=store)
+                           on_attack=on_attack, on_stage=on_stage, seed=seed, autoencoder=autoencoder, store=store,
+                           full=full)
     if write:
         meta = {**meta, "n": len(x), "n_val": len(x_val), "fpr": fpr, "methods": methods, "eps": eps_list,
+                "cascade": result.cascade, "order": result.order,
                 "scores": list(result.clean_flagged), "seed": seed, "sanity_n": sanity_n, "budget": result.budgets,
                 **(attack_kwargs or {}), "resumed_attacks": len(store.reused) if store is not None else 0}
         write_detection_report(result, out, meta)
@@ -88,11 +91,13 @@ def evaluate(model, x_val, x, y, *, scores=("confidence",), eps=(0.1, 0.2, 0.3),
              out: str | os.PathLike, fpr: float = 0.05, feature_layer: str | None = None, autoencoder=None,
              batch_size: int = 500, sanity_n: int = 200, seed: int = 0, steps: int | None = None,
              step_size: float | None = None, queries: int | None = None, search_steps: int = 5,
-             targets: str = "all", resume: bool = False, name: str | None = None) -> dict:
+             targets: str = "all", resume: bool = False, name: str | None = None, full: bool = False) -> dict:
     """Attack ``(x, y)`` with ``attacks`` (``"strong"`` or a list of names) at every ``eps`` against
     every score, thresholds fitted on ``x_val`` at ``fpr``; write the report folder ``robustgen attack``
     writes into ``out`` (new or empty; with ``resume=True`` an interrupted one, whose finished attacks
-    are kept and not run again) and return it as :func:`robustgen.read_report` does."""
+    are kept and not run again) and return it as :func:`robustgen.read_report` does. Each attack runs
+    only on the inputs still standing for its score (a cascade); ``full=True`` runs every attack on
+    every input, for per-attack tables."""
     x_val, x, y = _tensor(x_val, "x_val"), _tensor(x, "x"), _tensor(y, "y")
     check_clean(x, y, batch_size)
     check_clean(x_val, torch.zeros(len(x_val), dtype=torch.long), batch_size)
@@ -126,5 +131,5 @@ def evaluate(model, x_val, x, y, *, scores=("confidence",), eps=(0.1, 0.2, 0.3),
             "device": str(device), "processes": 1, **digests}
     run_and_report(model, x_val, x, y, entries, methods=methods,
                    eps_list=eps_list, out=out, meta=meta, fpr=fpr, batch_size=batch_size, attack_kwargs=kwargs,
-                   sanity_n=sanity_n, seed=seed, autoencoder=autoencoder, store=store)
+                   sanity_n=sanity_n, seed=seed, autoencoder=autoencoder, store=store, full=bool(full))
     return read_report(out)

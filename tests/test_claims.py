@@ -114,11 +114,11 @@ def test_each_sanity_check_fails_on_an_attack_crippled_to_fail_it(trained_model,
     monkeypatch.setitem(REGISTRY, name, entry)
     xv, x, y = mnist_small[1][0][:300], mnist_small[1][0][300:360], mnist_small[1][1][300:360]
     result = run_benchmark(trained_model, xv, x, y, methods=[name], eps_list=[0.1, 0.3], scores=["confidence"],
-                           sanity_n=60)
+                           sanity_n=60, full=True)
     assert any(r["check"] == check and name in r["detail"] for r in failed(result.sanity)), result.sanity
     # the same checks pass for PGD-40 itself, so it is the crippling that fails them
     honest = run_benchmark(trained_model, xv, x, y, methods=["pgd"], eps_list=[0.1, 0.3], scores=["confidence"],
-                           sanity_n=60)
+                           sanity_n=60, full=True)
     assert not [r for r in failed(honest.sanity) if r["check"] == check and "robust accuracy" in r["detail"]]
 
 
@@ -126,7 +126,7 @@ def test_the_black_box_check_fails_when_the_white_box_attack_is_crippled(trained
     monkeypatch.setitem(REGISTRY, "does-nothing", _crippled("does-nothing", lambda m, e, s, x, y: x.clone()))
     xv, x, y = mnist_small[1][0][:300], mnist_small[1][0][300:340], mnist_small[1][1][300:340]
     result = run_benchmark(trained_model, xv, x, y, methods=["does-nothing", "square"], eps_list=[0.3],
-                           scores=["confidence"], sanity_n=0, attack_kwargs={"queries": 100})
+                           scores=["confidence"], sanity_n=0, attack_kwargs={"queries": 100}, full=True)
     assert [r for r in failed(result.sanity) if r["check"] == "black-box-weaker"]
 
 

@@ -109,8 +109,12 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
 
 
 def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
-               on_batch: Callable[[int], None] | None = None, seed: int | None = None) -> torch.Tensor:
+               on_batch: Callable[[int], None] | None = None, seed: int | None = None,
+               start: torch.Tensor | None = None) -> torch.Tensor:
     """Attack (x, y) in batches on the model's device; check every batch; return x_adv on x's device.
+
+    ``start`` (like x; rows of NaN where there is none) gives an attack that ``starts`` a point to
+    begin from per input (an earlier attack's example); other attacks ignore it.
 
     With ``seed``, each batch's randomness (random starts, Square's proposals) is seeded by
     (seed, global index of its first input), so the result does not depend on what ran before. Under
@@ -130,7 +134,8 @@ def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
         if seed is not None:
             torch.manual_seed(batch_seed(seed, i))
-        x_adv = attack(xb, yb).detach()
+        sb = start[i:i + batch_size].to(device) if start is not None else None
+        x_adv = attack(xb, yb, sb).detach()
         check_adversarial(xb, x_adv, attack.eps, attack.name)
         mine[i] = x_adv
         if on_batch:

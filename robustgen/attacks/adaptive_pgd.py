@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import Attack, margin, project, random_start
+from .base import Attack, margin, project, random_start, start_or
 
 DEFAULT_STEPS, DEFAULT_STEP_SIZE = 40, 0.01
 
@@ -36,7 +36,7 @@ def build(model, eps: float, *, detector, steps: int | None = None, step_size: f
     steps, step_size = steps or DEFAULT_STEPS, step_size or DEFAULT_STEP_SIZE
     atk = AdaptivePGD(detector, eps=eps, step_size=step_size, steps=steps, search_steps=search_steps)
     words = f"{steps} steps of {step_size:g} x {search_steps + 1} rounds (1 plain + {search_steps} binary search)"
-    return Attack("adaptive-pgd", eps, atk, True, steps * (search_steps + 1), detector.model, words)
+    return Attack("adaptive-pgd", eps, atk, True, steps * (search_steps + 1), detector.model, words, starts=True)
 
 
 class AdaptivePGD:
@@ -48,11 +48,12 @@ class AdaptivePGD:
         self.eps, self.step_size, self.steps = eps, step_size, steps
         self.search_steps, self.c_init, self.kappa, self.random_start = search_steps, c_init, kappa, random_start
 
-    def _round(self, x, y, c, best, best_state, best_score, oblivious: bool = False):
-        """One round of PGD on a subset; updates best/best_state/best_score in place (subset views
-        are written back by the caller). Returns (misclassified at some step, fooled both)."""
+    def _round(self, x, y, c, best, best_state, best_score, oblivious: bool = False, start=None):
+        """One round of PGD on a subset (from ``start`` where given); updates best/best_state/best_score
+        in place (subset views are written back by the caller). Returns (misclassified at some step,
+        last iterate)."""
         det, tau, scale = self.detector, self.detector.threshold, self.detector.score_scale
-        adv = random_start(x, self.eps) if self.random_start else x.clone()
+        adv = start_or(random_start(x, self.eps) if self.random_start else x.clone(), x, self.eps, start)
         ever_mis = torch.zeros_like(y, dtype=torch.bool)
         for t in range(self.steps + 1):
             adv.requires_grad_(True)
@@ -79,7 +80,8 @@ class AdaptivePGD:
                 adv = project(adv - self.step_size * grad.sign(), x, self.eps)
         return ever_mis, adv.detach()
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """The first (plain) round begins from ``start`` where given (an oblivious attack's example)."""
         x, y = x.detach(), y.detach()
         n = x.shape[0]
         c = torch.full((n,), self.c_init, device=x.device)
@@ -94,7 +96,8 @@ class AdaptivePGD:
             if active.numel() == 0:
                 break
             b, s, sc = best[active], best_state[active], best_score[active]
-            ever_mis, adv = self._round(x[active], y[active], c[active], b, s, sc, oblivious=(r == 0))
+            first = start[active] if r == 0 and start is not None else None
+            ever_mis, adv = self._round(x[active], y[active], c[active], b, s, sc, oblivious=(r == 0), start=first)
             best[active], best_state[active], best_score[active], last[active] = b, s, sc, adv
             if r == 0:
                 continue

@@ -22,7 +22,9 @@ class Attack:
     """A configured attack: ``fn(x, y) -> x_adv`` on one batch, plus what it is.
 
     ``adaptive`` attacks know the detector they were built against (its score and threshold);
-    ``steps`` is the gradient (or query) budget per input, for the report.
+    ``steps`` is the gradient (or query) budget per input, for the report. An attack that ``starts``
+    takes ``fn(x, y, start)``: per input a point of the ball to begin from (an earlier attack's
+    example), a row of NaN where there is none (see :func:`start_or`).
     """
 
     name: str
@@ -32,8 +34,11 @@ class Attack:
     steps: int
     model: torch.nn.Module | None = None  # where the attack runs (its device); None: the CPU
     budget: str = ""  # the per-input budget in words, for reports ("40 steps, step 0.01, random start")
+    starts: bool = False  # fn takes a third argument: where to begin, per input
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        if start is not None and self.starts:
+            return self.fn(x, y, start)
         return self.fn(x, y)
 
 
@@ -93,6 +98,22 @@ def project(adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
 
 def random_start(x: torch.Tensor, eps: float) -> torch.Tensor:
     return project(x + torch.empty_like(x).uniform_(-eps, eps), x, eps)
+
+
+def has_start(start: torch.Tensor | None, n: int, device) -> torch.Tensor:
+    """(N,) bool: which inputs were given a start (a row with no NaN)."""
+    if start is None:
+        return torch.zeros(n, dtype=torch.bool, device=device)
+    return ~torch.isnan(start.flatten(1)).any(dim=1)
+
+
+def start_or(begin: torch.Tensor, x: torch.Tensor, eps: float, start: torch.Tensor | None) -> torch.Tensor:
+    """``begin`` (the attack's own first point, e.g. a random start) where no start was given, else
+    the start projected onto x's eps-ball (it may come from an attack at the same eps: a no-op)."""
+    given = has_start(start, x.shape[0], x.device)
+    if not given.any():
+        return begin
+    return torch.where(given[:, None, None, None], project(start.nan_to_num(0.0), x, eps), begin)
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor, kappa: float = float("inf")) -> torch.Tensor:

@@ -20,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import Attack, project, random_start
+from .base import Attack, project, random_start, start_or
 
 DEFAULT_STEPS, DEFAULT_STEP_SIZE = 40, 0.01
 
@@ -60,10 +60,11 @@ class SelectivePGD:
             g_cls, g_det = orthogonalize(g_cls, g_det), orthogonalize(g_det, g_cls)
         return torch.where(success[:, None, None, None], g_det, g_cls)
 
-    def _run(self, x, y, target, best, best_score):
-        """One PGD run; updates best/best_score (views the caller writes back) in place."""
+    def _run(self, x, y, target, best, best_score, start=None):
+        """One PGD run (from ``start`` where given); updates best/best_score (views the caller writes
+        back) in place."""
         scorer = self.detector.scorer
-        adv = random_start(x, self.eps) if self.random_start else x.clone()
+        adv = start_or(random_start(x, self.eps) if self.random_start else x.clone(), x, self.eps, start)
         for t in range(self.steps + 1):
             adv.requires_grad_(True)
             scores, logits = scorer.evaluate(self.model, adv)
@@ -85,12 +86,14 @@ class SelectivePGD:
                 adv = project(adv - self.step_size * step, x, self.eps)
         return adv.detach()
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """The untargeted run begins from ``start`` where given (an oblivious attack's example: its
+        first iterate is checked, so a start that already breaks the input is kept unless bettered)."""
         x, y = x.detach(), y.detach()
         tau = self.detector.threshold
         best = x.clone()
         best_score = torch.full((x.shape[0],), math.inf, device=x.device)
-        last = self._run(x, y, None, best, best_score)
+        last = self._run(x, y, None, best, best_score, start)
         if self.targets == "all":
             for c in range(self.model.num_classes):
                 idx = ((y != c) & (best_score > tau)).nonzero()[:, 0]
@@ -117,7 +120,7 @@ def build_variant(cls: type[SelectivePGD], name: str, eps: float, *, detector, s
     steps, step_size = steps or DEFAULT_STEPS, step_size or DEFAULT_STEP_SIZE
     atk = cls(detector, eps, step_size, steps, targets, random_start)
     k = runs(targets, detector.model.num_classes)
-    return Attack(name, eps, atk, True, steps * k, detector.model, budget_words(steps, step_size, k))
+    return Attack(name, eps, atk, True, steps * k, detector.model, budget_words(steps, step_size, k), starts=True)
 
 
 def build(model, eps: float, **options) -> Attack:

@@ -57,6 +57,9 @@ def add_parser(sub) -> None:
                    "(at least 1; default 5)")
     p.add_argument("--targets", default="all", choices=["all", "untargeted"],
                    help="selective/orthogonal-pgd: also run targeted at every wrong class (default: all)")
+    p.add_argument("--full", action="store_true", help="run every attack on every input (per-attack tables); by "
+                   "default each attack runs only on the inputs still standing for its score (a cascade: same worst "
+                   "case, a fraction of the time)")
     p.add_argument("--sanity-n", type=at_least(0), default=200,
                    help="inputs re-attacked by the eps-1.0 and doubled-steps sanity checks (default 200; 0 skips them)")
     p.add_argument("--batch-size", type=at_least(1), default=500)
@@ -149,7 +152,7 @@ def run(args) -> int:
             "device": str(device), "processes": processes, **digests}
     result = run_and_report(model, x_val, x_test, y_test, entries, methods=methods, eps_list=eps_list, out=out, meta=meta,
                             fpr=args.fpr, batch_size=args.batch_size, attack_kwargs=kwargs, sanity_n=args.sanity_n,
-                            seed=args.seed, autoencoder=autoencoder, store=store, write=main,
+                            seed=args.seed, autoencoder=autoencoder, store=store, write=main, full=bool(args.full),
                             on_attack=progress if bar else None, on_stage=stage if bar else None)
     if bar:
         bar.close()

@@ -12,7 +12,7 @@ RECORD = "run.json"
 # the options that define a run; with --resume only --device and --quiet may be given
 FIXED = ("checkpoint", "model", "dataset", "feature_layer", "runs_dir", "data_dir", "autoencoder", "method", "eps",
          "score", "n", "n_val", "fpr", "steps",
-         "step_size", "queries", "search_steps", "targets", "sanity_n", "batch_size", "seed", "out")
+         "step_size", "queries", "search_steps", "targets", "sanity_n", "batch_size", "seed", "out", "full")
 
 
 def defaults_of(parser) -> dict:

@@ -33,6 +33,10 @@ class BenchmarkResult:
     clean_flagged: dict = field(default_factory=dict)  # score -> (N,) bool: the clean input is flagged
     sanity: list[dict] = field(default_factory=list)  # check, passed, detail (see robustgen.sanity)
     budgets: dict = field(default_factory=dict)  # method -> its per-input budget in words
+    # (method, eps, target score or None) -> (N,) bool: the inputs the attack ran on (all but in a cascade)
+    attacked: dict = field(default_factory=dict)
+    cascade: bool = False  # each attack ran only on the inputs still standing (evaluation.cascade)
+    order: list = field(default_factory=list)  # the methods in the order they ran
     gradients: list[dict] = field(default_factory=list)  # per score: its input gradient's status (see .gradients)
 
 
@@ -87,17 +91,41 @@ class Outcome(NamedTuple):
     err_true: np.ndarray  # (N,) ... under the true label
     scores: dict  # score name -> (N,) detector scores of x_adv
     seconds: float  # attack wall time
+    adv: torch.Tensor | None = None  # x_adv itself, kept for oblivious attacks: the detector-aware ones start there
 
 
 def attack_outcome(model, detectors: dict, method: str, eps: float, x: torch.Tensor, y: torch.Tensor, *,
                    target: str | None, batch_size: int, attack_kwargs: dict, on_batch=None,
-                   seed: int | None = 0) -> Outcome:
-    """Run one attack (against ``detectors[target]`` when it is detector-aware), then one pass for
-    its predictions and reconstruction errors, and score it with the detectors it is judged by."""
+                   seed: int | None = 0, start: torch.Tensor | None = None, keep_adv: bool = False) -> Outcome:
+    """Run one attack (against ``detectors[target]`` when it is detector-aware; from ``start`` where
+    it takes one), then one pass for its predictions and reconstruction errors, and score it with
+    the detectors it is judged by. ``keep_adv`` keeps the examples in the outcome."""
     attack = make_attack(method, model, eps, detector=detectors.get(target), **attack_kwargs)
-    start = time.perf_counter()
-    x_adv = run_attack(attack, x, y, batch_size, on_batch=on_batch, seed=seed)
-    seconds = time.perf_counter() - start
-    pred, err_pred, err_true = predict_and_errors(model, x_adv, y, batch_size)
     judged = list(detectors) if target is None else [target]
-    return Outcome(attack.budget, pred, err_pred, err_true, {s: detectors[s].score(x_adv) for s in judged}, seconds)
+    if not len(x):  # nothing left standing for it (a cascade)
+        empty = np.zeros(0)
+        return Outcome(attack.budget, np.zeros(0, dtype=np.int64), empty, empty, {s: empty for s in judged}, 0.0,
+                       x.cpu() if keep_adv else None)
+    began = time.perf_counter()
+    x_adv = run_attack(attack, x, y, batch_size, on_batch=on_batch, seed=seed, start=start)
+    seconds = time.perf_counter() - began
+    pred, err_pred, err_true = predict_and_errors(model, x_adv, y, batch_size)
+    return Outcome(attack.budget, pred, err_pred, err_true, {s: detectors[s].score(x_adv) for s in judged}, seconds,
+                   x_adv.cpu() if keep_adv else None)
+
+
+def spread(out: Outcome, idx: np.ndarray, clean: Outcome) -> Outcome:
+    """An outcome on the inputs ``idx`` as one on all N: the others keep their ``clean`` outcome (the
+    attack left them as they were). Scores the clean outcome lacks are NaN there."""
+    n = len(clean.pred)
+    if len(idx) == n:
+        return out
+
+    def fill(part, whole):
+        full = np.array(whole, copy=True) if whole is not None else np.full(n, np.nan)
+        full[idx] = part
+        return full
+
+    return Outcome(out.budget, fill(out.pred, clean.pred), fill(out.err_pred, clean.err_pred),
+                   fill(out.err_true, clean.err_true), {s: fill(v, clean.scores.get(s)) for s, v in out.scores.items()},
+                   out.seconds)

@@ -21,6 +21,7 @@ masking, too few steps, a bug), and ``robustgen attack`` prints a warning.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..attacks import GRADIENT_FREE, default_budget, is_adaptive
 from .outcomes import attack_outcome
@@ -42,6 +43,10 @@ def _monotone(result, methods, eps_list) -> list[dict]:
         return [_row("monotone-eps", None, "only one eps in the run")]
     eps_sorted = sorted(eps_list)
     keys = sorted({(m, t) for (m, _, t) in result.fooled}, key=str)
+    if result.cascade:  # an attack's share depends on what the earlier ones left it: only the worst case
+        keys = []
+        rows.append(_row("monotone-eps", None, "per attack: not in a cascade (each attack ran on what the earlier "
+                         "ones left; --full checks each)"))
     for method, target in keys:
         acc = [float((result.correct & ~result.fooled[(method, e, target)]).mean()) for e in eps_sorted
                if (method, e, target) in result.fooled]
@@ -64,6 +69,9 @@ def _monotone(result, methods, eps_list) -> list[dict]:
 def _square_vs_white_box(result, eps_list) -> list[dict]:
     if "square" not in {m for (m, _, _) in result.fooled}:
         return [_row("black-box-weaker", None, "square was not in this run (add --method square to check)")]
+    if result.cascade:
+        return [_row("black-box-weaker", None, "in a cascade square runs last, on what the gradient attacks left: "
+                     "black-box-only says what it broke (--full compares the two)")]
     rows = []
     for eps in sorted(eps_list):
         sq = result.fooled.get(("square", eps, None))
@@ -95,6 +103,8 @@ def _detector_checks(result) -> list[dict]:
             rows.append(_row("black-box-only", only == 0, f"eps {eps:g} vs {score}: {only} inputs broken by a "
                              "gradient-free attack and by no gradient attack" + (" (a sign of gradient masking: "
                              "the gradient attacks' figures are lower bounds)" if only else "")))
+        if result.cascade:
+            continue  # the detector-aware attacks ran only where the oblivious ones had failed
         w = next((w for w in worst_case(result) if w["eps"] == eps and w["score"] == score), None)
         if w is not None and not (np.isnan(w["oblivious_rate"]) or np.isnan(w["adaptive_rate"])):
             ok = w["adaptive_rate"] >= w["oblivious_rate"]
@@ -109,6 +119,9 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
                       sanity_n, fpr, thresholds, seed: int | None = 0, store=None) -> list[dict]:
 
     rows = _monotone(result, methods, eps_list) + _square_vs_white_box(result, eps_list) + _detector_checks(result)
+    if result.cascade:
+        rows.append(_row("aware-not-weaker", None, "in a cascade the detector-aware attacks run only on what the "
+                         "oblivious ones left (and begin at their examples); --full compares the two"))
     m = min(sanity_n, len(y))
     if m <= 0:
         return rows + [_row("eps-1", None, "skipped (--sanity-n 0)"), _row("double-steps", None, "skipped (--sanity-n 0)")]
@@ -133,17 +146,25 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
         key, default = default_budget(method)
         base = attack_kwargs.get(key) or default
         for target in (list(detectors) if is_adaptive(method) else [None]):
-            out = fetch(store, ("double-steps", method, eps, target, m), lambda: attack_outcome(
-                model, detectors, method, eps, xs, ys, target=target, batch_size=batch_size,
+            # on the inputs (of the first m) the attack ran on: all of them, but in a cascade
+            sub = np.nonzero(result.attacked[(method, eps, target)][:m])[0]
+            if not len(sub):
+                rows.append(_row("double-steps", None, f"{method} eps {eps:g}: no input of the first {m} was left "
+                                 "standing for it"))
+                continue
+            sel = torch.from_numpy(sub)
+            out = fetch(store, ("double-steps", method, eps, target, m, len(sub)), lambda: attack_outcome(
+                model, detectors, method, eps, xs[sel], ys[sel], target=target, batch_size=batch_size,
                 attack_kwargs={**attack_kwargs, key: 2 * base}, seed=seed))
             pred, adv_scores = out.pred, out.scores
-            fooled2 = correct & (pred != ys.numpy())
+            ok, ys_sub = correct[sub], ys.numpy()[sub]
+            fooled2 = ok & (pred != ys_sub)
             if target is None:
-                before = float((correct & ~result.fooled[(method, eps, None)][:m]).mean())
-                after = float((correct & ~fooled2).mean())
+                before = float((ok & ~result.fooled[(method, eps, None)][sub]).mean())
+                after = float((ok & ~fooled2).mean())
                 what = "robust accuracy"
             else:
-                before = float(result.broken[(method, eps, target)][:m].mean())
+                before = float(result.broken[(method, eps, target)][sub].mean())
                 after = float((fooled2 & ~(adv_scores[target] > thresholds[target][fpr])).mean())
                 what = f"undetected-success vs {target}"
             stronger = (after < before) if target is None else (after > before)
@@ -151,7 +172,7 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
                 if stronger and abs(after - before) >= TOLERANCE else ""
             rows.append(_row("double-steps", abs(after - before) < TOLERANCE,
                              f"{method} eps {eps:g}: {what} {before:.4f} with {base} {key}, {after:.4f} with "
-                             f"{2 * base} on {m} inputs{note}"))
+                             f"{2 * base} on {len(sub)} inputs{note}"))
     return rows
 
 

@@ -3,10 +3,10 @@ point (``kill -9`` included) resumes where it stopped: ``robustgen attack --resu
 
 One sealed file per attack (``outcomes/<kind>_<method>_eps<eps>_<target>.pt``, written atomically,
 its SHA-256 checked on load: a damaged file is refused, never used) holding what the report needs of
-it: predictions, reconstruction errors, the scores it is judged by, its budget and wall time. The
-adversarial images themselves are not kept. Every attack's randomness is seeded by (seed, index of
-its batch's first input), not by what ran before, so a resumed run's report equals an uninterrupted
-one's (wall times aside: a resumed attack keeps the seconds it took when it ran).
+it: predictions, reconstruction errors, the scores it is judged by, its budget and wall time (and an
+oblivious attack's examples: the detector-aware attacks begin there). Every attack's randomness is
+seeded by (seed, index of its batch's first input), not by what ran before, so a resumed run's report
+equals an uninterrupted one's (wall times aside: a resumed attack keeps the seconds it took when it ran).
 """
 
 from __future__ import annotations
@@ -69,14 +69,15 @@ class OutcomeStore:
             self.reused.append(path.name)
             return Outcome(budget=record["budget"], pred=record["pred"].numpy(), err_pred=record["err_pred"].numpy(),
                            err_true=record["err_true"].numpy(), seconds=record["seconds"],
-                           scores={k: v.numpy() for k, v in record["scores"].items()})
+                           scores={k: v.numpy() for k, v in record["scores"].items()}, adv=record.get("adv"))
         out = compute()
         self.computed.append(path.name)
         if self.write:
             atomic_save({"format": FORMAT, "version": 1, "key": list(key), "budget": out.budget, "seconds": out.seconds,
                          "pred": torch.from_numpy(np.asarray(out.pred)), "err_pred": torch.from_numpy(np.asarray(out.err_pred)),
                          "err_true": torch.from_numpy(np.asarray(out.err_true)),
-                         "scores": {k: torch.from_numpy(np.asarray(v)) for k, v in out.scores.items()}}, path)
+                         "scores": {k: torch.from_numpy(np.asarray(v)) for k, v in out.scores.items()},
+                         "adv": out.adv}, path)
         return out
 
 

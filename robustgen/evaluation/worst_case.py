@@ -33,7 +33,8 @@ def worst_case(result: BenchmarkResult) -> list[dict]:
     """Per (eps, score): the share of all N inputs that *any* attack of the run broke (made
     misclassified and unflagged): the union over attacks, per input, with a 95 % Wilson interval,
     and beside it the eps-0 floor (:func:`eps0_floor`) and the same union over the oblivious attacks
-    alone and over the detector-aware ones alone (NaN where the run had none of that kind)."""
+    alone and over the detector-aware ones alone (NaN where the run had none of that kind, and in a
+    cascade, where each attack ran only on what the earlier ones left)."""
     groups: dict[tuple, list] = {}
     for (method, eps, score), broken in result.broken.items():
         groups.setdefault((eps, score), []).append((method, broken))
@@ -42,7 +43,8 @@ def worst_case(result: BenchmarkResult) -> list[dict]:
         union = np.logical_or.reduce([b for _, b in items])
         n, k = len(union), int(union.sum())
         lo, hi = wilson_interval(k, n)
-        oblivious, adaptive = union_by_kind(items)
+        # in a cascade the detector-aware attacks ran only where the oblivious ones had failed: no split
+        oblivious, adaptive = (float("nan"), float("nan")) if result.cascade else union_by_kind(items)
         out.append({"eps": eps, "score": score, "n": n, "undetected_success_rate": k / n, "ci_low": lo, "ci_high": hi,
                     "eps0_floor": eps0_floor(result, score), "oblivious_rate": oblivious, "adaptive_rate": adaptive,
                     "attacks": "+".join(m for m, _ in items)})

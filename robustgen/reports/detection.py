@@ -10,7 +10,7 @@ from .figures import plot_roc, plot_security_curve
 from .tables import markdown_table, write_csv
 
 DETECTION_COLUMNS = [
-    "method", "attack_kind", "eps", "score", "n", "clean_acc", "robust_acc", "success_rate", "auroc",
+    "method", "attack_kind", "eps", "score", "n", "inputs_attacked", "clean_acc", "robust_acc", "success_rate", "auroc",
     "auroc_successful", "tpr_at_fpr_1", "tpr_at_fpr_5", "tpr_at_fpr_10", "tpr_at_fpr", "fpr_test",
     "undetected_success_rate",
     "err_clean_pred", "err_adv_pred", "err_adv_true", "threshold", "attack_seconds",
@@ -40,6 +40,20 @@ def _half_eps_bound(rows: list[dict], worst: list[dict]) -> list[dict]:
     return out
 
 
+def _mode_line(meta: dict) -> str:
+    """How the attacks were run: a cascade (each on what the earlier ones left) or every attack on every input."""
+    order = " -> ".join(meta.get("order") or meta.get("methods") or [])
+    if meta.get("cascade"):
+        return (f"Run as a cascade, in the order {order}: each attack ran only on the inputs still standing for the "
+                "score it is judged by (oblivious ones: for some score), so each row says what that attack added "
+                "(`inputs_attacked`; the others keep their clean outcome) and the per-input worst case is the "
+                "whole result. `--full` runs every attack on every input for per-attack tables. Detector-aware "
+                "attacks that take a start begin at the best oblivious example (misclassified, lowest score).")
+    return (f"Every attack ran on every input (`--full`), in the order {order}; detector-aware attacks that take "
+            "a start begin at the best oblivious example (misclassified, lowest score)." if "cascade" in meta else
+            "Every attack ran on every input.")
+
+
 def detection_markdown(rows: list[dict], misclassification: list[dict], worst: list[dict], meta: dict,
                        sanity: list[dict] | None = None, gradients: list[dict] | None = None) -> str:
     """The markdown report of ``robustgen attack``."""
@@ -52,6 +66,7 @@ def detection_markdown(rows: list[dict], misclassification: list[dict], worst: l
         "",
         f"Attack budget (gradient steps or queries per input, all runs and targets together): {budget}." if budget else "",
         "",
+        _mode_line(meta), "",
         "Columns: `auroc` all attacked vs all clean inputs; `auroc_successful` successful adversarials vs "
         "correctly classified clean inputs; `tpr_at_fpr_K` share of successful adversarials flagged at the "
         "K % validation threshold, `tpr_at_fpr` the same at this run's FPR; `fpr_test` realised FPR on clean "
@@ -71,8 +86,8 @@ def detection_markdown(rows: list[dict], misclassification: list[dict], worst: l
         markdown_table(worst, digits=4),
         "## Input gradients of the scores", "",
         "Checked before attacking on clean validation images (`gradients.csv`): `ok`, or blocked (`missing`, `zero`, "
-        "`nan`, `mismatch` with a finite difference). A blocked score with no surrogate is a lower bound for the "
-        "gradient attacks: its worst case rests on the gradient-free ones.", "",
+        "`nan`, `mismatch` with a finite difference). A blocked score with no surrogate is attacked through a "
+        "gradient estimated from its values (NES) and by the gradient-free attacks; a surrogate (BPDA) is surer.", "",
         markdown_table(gradients or []),
         "## Sanity checks", "",
         "Carlini et al. 2019 and AutoAttack's checks on the evaluation itself (`sanity.csv`). A failed check "
