@@ -105,7 +105,8 @@ def test_an_attack_given_a_start_that_breaks_the_input_keeps_it(trained_model, m
 
 def test_the_report_says_how_the_attacks_were_run(tmp_path):
     args = ["attack", "--checkpoint", "fast-mnist", "--n-val", "300", "--method", "pgd,selective-pgd", "--eps", "0.2",
-            "-n", "30", "--steps", "5", "--step-size", "0.05", "--targets", "untargeted", "--score", "confidence", "--sanity-n", "0", "--quiet"]
+            "-n", "30", "--steps", "5", "--step-size", "0.05", "--targets", "untargeted", "--score", "confidence",
+            "--sanity-n", "0", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "cascade")]) == 0
     assert main([*args, "--full", "--out", str(tmp_path / "full")]) == 0
     cascade, full = robustgen.read_report(tmp_path / "cascade"), robustgen.read_report(tmp_path / "full")
