@@ -1,16 +1,21 @@
-"""Time one training epoch of robustgen against the plainest PyTorch loop, in one process.
+"""Time one training epoch of robustgen against the plainest PyTorch loop, in one process, and set
+the achieved arithmetic rate against the CPU's (or GPU's) matrix-multiply peak measured in the same run.
 
 Both train the same network (the paper's style-memory net) on the same MNIST images with the same
-objective (cross-entropy + 0.05 * L2 reconstruction, Gaussian input noise 0.1, Adam) at the same
-batch size. The reference is what most people write: a DataLoader over a TensorDataset, a fresh
-noise tensor per batch and ``loss.item()`` every step. robustgen keeps the data on the device,
-never syncs inside the epoch, and on CUDA replays the step as a CUDA graph.
+objective at the same batch size. ``--recipe clean`` is fast-mnist's work (cross-entropy + 0.05 * L2
+reconstruction, Gaussian input noise 0.1, Adam); ``--recipe robust`` is robust-mnist's (PGD-5 at eps
+0.3 with step 0.15 and a random start on every batch, cross-entropy on the attacked batch, the
+reconstruction of the clean and the attacked branch). The reference is what most people write: a
+DataLoader over a TensorDataset, float32 eager steps, ``loss.item()`` every step. robustgen keeps the
+data on the device, never syncs inside the epoch, on CUDA replays the step as a CUDA graph, and with
+``train.precision = "bfloat16"`` runs the step under bfloat16 autocast (float32 weights).
 
-    python benchmarks/train_speed.py                  # CPU or GPU, whatever is there
-    python benchmarks/train_speed.py --device cuda --repeats 5
+    python benchmarks/train_speed.py --recipe robust --precision float32,bfloat16 --images 8192 \
+        --json reports/benchmarks/train_speed_robust_cpu.json
 
-Prints the median epoch time of each and the ratio robustgen / reference (< 1 means faster).
-Targets: ratio <= 1.0 on the CPU; on a GPU the CUDA-graph step at least 5x faster (ratio <= 0.2).
+Prints the median epoch time of each and the ratio robustgen / reference (< 1 means faster), and the
+GFLOP/s each achieved (FLOPs of one step counted by torch's FlopCounterMode) against the peak of a
+large matrix product in float32 and bfloat16.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ import time
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 import robustgen
 from robustgen.runs import resolve_device
 
 ALPHA, NOISE, LR = 0.05, 0.1, 1e-3
+EPS, PGD_STEPS, PGD_STEP = 0.3, 5, 0.15
 
 
 def sync(device: torch.device) -> None:
@@ -35,9 +42,31 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reference_epoch(model, x, y, batch_size: int, device: torch.device) -> float:
-    """The plainest loop: DataLoader over CPU tensors, batches moved to the device, eager steps,
-    loss.item() each step."""
+def pgd(model, x, y):
+    """PGD-5 as plainly written: random start, signed steps, projection."""
+    adv = (x + torch.empty_like(x).uniform_(-EPS, EPS)).clamp(0, 1)
+    for _ in range(PGD_STEPS):
+        adv.requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(adv), y), adv)
+        adv = torch.min(torch.max(adv.detach() + PGD_STEP * g.sign(), x - EPS), x + EPS).clamp(0, 1)
+    return adv.detach()
+
+
+def reference_loss(model, xb, yb, robust: bool):
+    noisy = (xb + NOISE * torch.randn_like(xb)).clamp(0, 1)
+    logits, style = model.encode(noisy)
+    rec = robustgen.recon_error(xb, model.decode(logits.softmax(1), style)).mean()
+    if not robust:
+        return F.cross_entropy(logits, yb) + ALPHA * rec
+    adv = pgd(model, xb, yb)
+    logits_adv, style_adv = model.encode(adv)
+    rec_adv = robustgen.recon_error(xb, model.decode(logits_adv.softmax(1), style_adv)).mean()
+    return F.cross_entropy(logits_adv, yb) + ALPHA * 0.5 * (rec + rec_adv)
+
+
+def reference_epoch(model, x, y, batch_size: int, device: torch.device, robust: bool) -> float:
+    """The plainest loop: DataLoader over CPU tensors, batches moved to the device, float32 eager
+    steps, loss.item() each step."""
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, drop_last=True)
     model.train()
@@ -46,10 +75,7 @@ def reference_epoch(model, x, y, batch_size: int, device: torch.device) -> float
     total = 0.0
     for xb, yb in loader:
         xb, yb = xb.to(device), yb.to(device)
-        noisy = (xb + NOISE * torch.randn_like(xb)).clamp(0, 1)
-        logits, style = model.encode(noisy)
-        x_hat = model.decode(logits.softmax(1), style)
-        loss = F.cross_entropy(logits, yb) + ALPHA * robustgen.recon_error(xb, x_hat).mean()
+        loss = reference_loss(model, xb, yb, robust)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -58,57 +84,96 @@ def reference_epoch(model, x, y, batch_size: int, device: torch.device) -> float
     return time.perf_counter() - start
 
 
+def config(args, precision: str):
+    sets = [f"train.batch_size={args.batch_size}", "train.epochs=1", f"train.lr={LR}", f"train.noise_std={NOISE}",
+            f"train.alpha={ALPHA}", f"train.precision={precision}"]
+    if args.recipe == "robust":
+        sets += ["adversary.method=pgd", f"adversary.eps={EPS}", f"adversary.steps={PGD_STEPS}", "adversary.ramp_epochs=0"]
+    return robustgen.load_config(None, sets)
+
+
 def robustgen_epoch(cfg, model, x, y, val, device: torch.device) -> float:
     from robustgen.training.steps import make_optimizer
 
     opt = make_optimizer(model, LR, 0.0, device, graph=(device.type == "cuda" and cfg.train.cuda_graph))
     times = []
-
-    def record(stats):  # epoch_seconds is measured inside fit, excluding validation
-        times.append(stats["epoch_seconds"])
-
-    robustgen.fit(model, opt, cfg, (x, y), val, on_epoch_end=record)
+    robustgen.fit(model, opt, cfg, (x, y), val, on_epoch_end=lambda stats: times.append(stats["epoch_seconds"]))
     return times[-1]
+
+
+def step_flops(model, x, y, robust: bool) -> int:
+    """FLOPs of one training step (forward, the inner attack, backward) on one batch, counted by torch."""
+    with FlopCounterMode(display=False) as counter:
+        reference_loss(model, x, y, robust).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matrix product in ``dtype``: the hardware's practical peak for dense work."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--recipe", default="clean", choices=["clean", "robust"])
+    ap.add_argument("--precision", default="float32", help="robustgen's precisions to time, comma-separated")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3, help="epochs timed per side (median reported)")
     ap.add_argument("--images", type=int, default=55000, help="training images per epoch")
     ap.add_argument("--json", help="also write the result to this JSON file")
     args = ap.parse_args()
     device = resolve_device(args.device)
+    robust = args.recipe == "robust"
+    precisions = args.precision.split(",")
     x_cpu, y_cpu = robustgen.load_dataset("mnist", "train", limit=args.images)  # the reference's DataLoader
     x, y = x_cpu.to(device), y_cpu.to(device)  # robustgen keeps the whole set on the device
     val = tuple(t.to(device) for t in robustgen.load_dataset("mnist", "val", limit=1000))
-    # robustgen's fit() times the whole epoch (kernels included) and excludes validation. With one
-    # epoch per fit() call, a CUDA graph is captured once per call: its capture (3 warm-up steps)
-    # is counted too, which slightly favours the reference.
-    cfg = robustgen.load_config(None, [f"train.batch_size={args.batch_size}", "train.epochs=1",
-                                       f"train.lr={LR}", f"train.noise_std={NOISE}", f"train.alpha={ALPHA}"])
-    ref_times, ours = [], []
+    cfgs = {p: config(args, p) for p in precisions}
+    ref_times, ours = [], {p: [] for p in precisions}
     for r in range(args.repeats + 1):  # first round warms up allocators and kernels; not counted
         torch.manual_seed(r)
         model = robustgen.StyleMemoryNet(robustgen.ModelSpec(num_classes=10)).to(device)
-        t_ref = reference_epoch(model, x_cpu, y_cpu, args.batch_size, device)
-        torch.manual_seed(r)
-        model = robustgen.StyleMemoryNet(robustgen.ModelSpec(num_classes=10)).to(device)
-        t_ours = robustgen_epoch(cfg, model, x, y, val, device)
+        t_ref = reference_epoch(model, x_cpu, y_cpu, args.batch_size, device, robust)
         if r:
             ref_times.append(t_ref)
-            ours.append(t_ours)
-    ref, mine = statistics.median(ref_times), statistics.median(ours)
+        for p in precisions:
+            torch.manual_seed(r)
+            model = robustgen.StyleMemoryNet(robustgen.ModelSpec(num_classes=10)).to(device)
+            t = robustgen_epoch(cfgs[p], model, x, y, val, device)
+            if r:
+                ours[p].append(t)
+    steps = x.shape[0] // args.batch_size
+    flops = step_flops(model, x[:args.batch_size], y[:args.batch_size], robust) * steps
+    ref = statistics.median(ref_times)
+    peaks = {"float32": matmul_peak(device, torch.float32), "bfloat16": matmul_peak(device, torch.bfloat16)}
     result = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "threads": torch.get_num_threads(), "batch_size": args.batch_size, "images": x.shape[0],
-              "reference_epoch_s": ref, "robustgen_epoch_s": mine, "ratio": mine / ref,
-              "reference_all_s": ref_times, "robustgen_all_s": ours}
-    print(f"device {result['device_name']}, batch {args.batch_size}, {x.shape[0]} images/epoch, "
-          f"median of {args.repeats}")
-    print(f"  plain PyTorch loop : {ref:.3f} s/epoch")
-    print(f"  robustgen          : {mine:.3f} s/epoch")
-    print(f"  ratio robustgen/reference = {mine / ref:.3f}  (speed-up {ref / mine:.2f}x)")
+              "threads": torch.get_num_threads(), "recipe": args.recipe, "batch_size": args.batch_size,
+              "images": x.shape[0], "epoch_gflop": flops / 1e9, "matmul_peak_gflops": peaks,
+              "reference_epoch_s": ref, "reference_all_s": ref_times, "reference_gflops": flops / ref / 1e9,
+              "robustgen": {}}
+    print(f"device {result['device_name']}, recipe {args.recipe}, batch {args.batch_size}, {x.shape[0]} images/epoch "
+          f"({flops / 1e9:.0f} GFLOP), median of {args.repeats}; matmul peak {peaks['float32']:.0f} GFLOP/s float32, "
+          f"{peaks['bfloat16']:.0f} bfloat16")
+    print(f"  plain float32 loop    : {ref:.3f} s/epoch, {flops / ref / 1e9:.1f} GFLOP/s")
+    for p in precisions:
+        mine = statistics.median(ours[p])
+        result["robustgen"][p] = {"epoch_s": mine, "all_s": ours[p], "ratio": mine / ref, "gflops": flops / mine / 1e9,
+                                  "share_of_peak": flops / mine / 1e9 / peaks[p]}
+        print(f"  robustgen {p:<10}: {mine:.3f} s/epoch, {flops / mine / 1e9:.1f} GFLOP/s "
+              f"({100 * flops / mine / 1e9 / peaks[p]:.0f} % of the {p} peak); ratio {mine / ref:.3f}")
+    if len(precisions) == 1:  # the keys of the earlier, one-precision reports
+        result.update(robustgen_epoch_s=result["robustgen"][precisions[0]]["epoch_s"],
+                      ratio=result["robustgen"][precisions[0]]["ratio"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

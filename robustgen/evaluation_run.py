@@ -60,6 +60,15 @@ def run_and_report(model, x_val, x, y, entries: list, *, methods: list[str], eps
     return result
 
 
+def run_digests(model, x_val, x, y, autoencoder=None) -> dict:
+    """SHA-256 of what a run evaluates (weights, data, autoencoder): recorded in the report, and what a
+    resumed run must match."""
+    digests = {"model_sha256": sha256_state(model), "data_sha256": sha256_tensors(x_val, x, y)}
+    if autoencoder is not None:
+        digests["autoencoder_sha256"] = sha256_state(autoencoder)
+    return digests
+
+
 def _tensor(a, what: str) -> torch.Tensor:
     if isinstance(a, np.ndarray):
         a = torch.from_numpy(np.ascontiguousarray(a))
@@ -120,9 +129,7 @@ def evaluate(model, x_val, x, y, *, scores=("confidence",), eps=(0.1, 0.2, 0.3),
     if (out / "detection.csv").exists():
         raise ValueError(f"{out} holds a finished report; choose a new folder")
     entries = score_entries(model, scores, autoencoder)
-    digests = {"model_sha256": sha256_state(model), "data_sha256": sha256_tensors(x_val, x, y)}
-    if autoencoder is not None:
-        digests["autoencoder_sha256"] = sha256_state(autoencoder)
+    digests = run_digests(model, x_val, x, y, autoencoder)
     store = OutcomeStore(out / OUTCOMES, write=True, digests=digests)
     kwargs = {"steps": steps, "step_size": step_size, "queries": queries, "search_steps": search_steps, "targets": targets}
     torch.manual_seed(seed)

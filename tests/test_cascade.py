@@ -15,8 +15,10 @@ from robustgen.evaluation.worst_case import worst_case
 
 
 def test_gradient_attacks_run_before_gradient_free_ones_and_oblivious_before_aware():
-    order = cascade_order(["square", "guarded-square", "selective-pgd", "pgd", "guarded-apgd", "apgd"])
-    assert order == ["pgd", "apgd", "selective-pgd", "guarded-apgd", "square", "guarded-square"]
+    order = cascade_order(["square", "guarded-square", "adaptive-pgd", "selective-pgd", "autoattack", "pgd",
+                           "guarded-apgd", "apgd"])
+    assert order == ["pgd", "apgd", "autoattack", "selective-pgd", "guarded-apgd", "adaptive-pgd", "square",
+                     "guarded-square"]  # cheaper first within each kind
 
 
 def test_an_input_stands_for_a_score_until_some_attack_breaks_it_there():

@@ -56,9 +56,32 @@ def test_attack_results_do_not_depend_on_what_ran_before(mnist_small):
     assert torch.equal(a[:32], d)
 
 
-def test_sharded_attack_report_equals_the_single_process_one(tmp_path):
-    args = ["attack", "--checkpoint", "fast-mnist", "--n-val", "300", "--method", "pgd,adaptive-pgd", "--eps", "0.1,0.3", "-n", "40",
-            "--batch-size", "16", "--steps", "3", "--step-size", "0.1", "--search-steps", "2", "--score", "recon,confidence",
+PLAIN = """
+import torch
+import robustgen
+
+
+class Plain(torch.nn.Module):  # fast-mnist's classifier as a module robustgen does not know
+    def __init__(self):
+        super().__init__()
+        self.net = robustgen.load_model("fast-mnist")
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def build():
+    return Plain().eval()
+"""
+
+
+@pytest.mark.parametrize("model", [["--checkpoint", "fast-mnist", "--full", "--score", "recon,confidence"],
+                                   ["--model", "plainnet:build", "--dataset", "mnist", "--score", "confidence,energy"]],
+                         ids=["native-full", "foreign-cascade"])
+def test_sharded_attack_report_equals_the_single_process_one(tmp_path, model):
+    (tmp_path / "plainnet.py").write_text(PLAIN)
+    args = ["attack", *model, "--n-val", "300", "--method", "pgd,adaptive-pgd", "--eps", "0.1,0.3", "-n", "40",
+            "--batch-size", "16", "--steps", "3", "--step-size", "0.1", "--search-steps", "2",
             "--sanity-n", "10", "--quiet"]
     _run([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     _run([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
@@ -69,6 +92,8 @@ def test_sharded_attack_report_equals_the_single_process_one(tmp_path):
     assert len(_rows(tmp_path / "one" / "per_input.csv")) == 40 * 2  # one row per input and eps
     # not trivially equal: the attacks broke inputs, with random starts that differ from batch to batch
     assert any(float(r["robust_acc"]) < 0.5 for r in _rows(tmp_path / "one" / "detection.csv") if r["eps"] == "0.3")
+    if "--full" not in model:  # the cascade left adaptive-pgd only the inputs PGD had not broken, in both runs
+        assert any(int(r["inputs_attacked"]) < 40 for r in _rows(tmp_path / "one" / "detection.csv"))
 
 
 def test_ddp_training_matches_single_process_training(tmp_path):

@@ -313,6 +313,35 @@ def test_the_report_says_which_scores_had_blocked_gradients(model, mnist_small, 
     assert "BLOCKED" in (tmp_path / "r" / "detection.md").read_text()
 
 
+def test_a_blocked_score_is_attacked_through_a_gradient_estimated_from_its_values(model, mnist_small):
+    """1 - max softmax rounded to 0.01 has a zero gradient; the estimate (finite differences along the
+    logits' gradients) points where the unrounded score's gradient points, and the attacks get it."""
+    from robustgen.evaluation.gradients import check_gradients, with_estimates
+
+    def smooth(x):
+        return 1.0 - model(x).softmax(dim=1).max(dim=1).values
+
+    def rounded(x):
+        return torch.round(smooth(x) / 0.01) * 0.01
+
+    x_val, x = mnist_small[1][0][:300], mnist_small[1][0][300:340]
+    dets = {"rounded": Detector.from_function(model, rounded, "rounded").fit(x_val)}
+    rows = check_gradients(dets, x_val)
+    assert rows[0]["surrogate"] == "estimated" and "estimated from the score's values" in rows[0]["action"]
+    attacked = with_estimates(dets, rows)["rounded"]
+    assert dets["rounded"].scorer is not attacked.scorer  # the given detector is left as it was
+    x = x[((smooth(x) > 0.02) & (smooth(x) < 0.8)).detach()]  # where the score is not flat at 0
+    assert len(x) >= 5
+    xg = x.clone().requires_grad_(True)
+    value, _ = attacked.scorer.evaluate(model, xg)
+    (g,) = torch.autograd.grad(value.sum(), xg)
+    xs = x.clone().requires_grad_(True)
+    (g_true,) = torch.autograd.grad(smooth(xs).sum(), xs)
+    assert torch.equal(value.detach(), rounded(x).detach())  # the value is the real score's
+    cos = F.cosine_similarity(g.flatten(1), g_true.flatten(1))
+    assert float(cos.mean()) > 0.3, cos  # the real score's own gradient: exactly 0
+
+
 class _Killed(BaseException):  # not an Exception: nothing on the way may catch it, as with SIGKILL
     pass
 

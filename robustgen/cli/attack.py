@@ -23,7 +23,7 @@ from .common import (
     split_list,
     timestamped,
 )
-from .resume import RECORD, apply_record, check_digests, defaults_of, write_record
+from .resume import RECORD, apply_record, defaults_of, write_record
 
 HELP = "attack the network and report how well each detector score catches it"
 DEFAULTS: dict = {}  # the parser's defaults of the options that define a run (resume.FIXED)
@@ -81,9 +81,8 @@ def run(args) -> int:
     from ..evaluation.sanity import failed
     from ..evaluation.store import OutcomeStore
     from ..evaluation.worst_case import worst_case
-    from ..evaluation_run import OUTCOMES, run_and_report
+    from ..evaluation_run import OUTCOMES, run_and_report, run_digests
     from ..foreign import is_factory
-    from ..integrity import sha256_state, sha256_tensors
     from ..model import StyleMemoryNet
     from ..reports.tables import markdown_table
     from ..runs import resolve_device, seed_everything
@@ -120,12 +119,8 @@ def run(args) -> int:
     data = model.meta["config"]["data"]
     x_val, _ = model_split(args, model, "val", limit=args.n_val)
     x_test, y_test = model_split(args, model, "test", limit=args.n)
-    digests = {"model_sha256": sha256_state(model), "data_sha256": sha256_tensors(x_val, x_test, y_test)}
-    if autoencoder is not None:
-        digests["autoencoder_sha256"] = sha256_state(autoencoder)
-    if record is not None:
-        check_digests(record, digests, out)
-    elif main:
+    digests = run_digests(model, x_val, x_test, y_test, autoencoder)
+    if record is None and main:  # a resumed run's digests are checked by the store of its kept outcomes
         write_record(out, args, None if args.model else str(model_path(args)), digests)
     store = OutcomeStore(out / OUTCOMES, write=main, digests=digests) if out is not None else None
     seed_everything(args.seed)

@@ -58,11 +58,3 @@ def _digest(record: dict) -> str:
     """SHA-256 of a record's options and digests, as canonical JSON (keys sorted)."""
     body = {"options": record.get("options"), "digests": record.get("digests")}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def check_digests(record: dict, digests: dict, folder: Path) -> None:
-    """The model, autoencoder and data of a resumed run must be those the interrupted run evaluated."""
-    for key, value in digests.items():
-        if record.get("digests", {}).get(key) != value:
-            raise ValueError(f"{key.replace('_sha256', '')} differs from the one the interrupted run in {folder} "
-                             "evaluated (SHA-256); it cannot be resumed with other weights or data")

@@ -113,5 +113,6 @@ def run_benchmark(model, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torc
         on_stage("sanity checks")
     result.sanity = run_sanity_checks(result, model, detectors, x_test, y_test, methods=methods, eps_list=eps_list,
                                       batch_size=batch_size, attack_kwargs=attack_kwargs, sanity_n=sanity_n,
-                                      fpr=fpr, thresholds=thresholds, seed=seed, store=store)
+                                      fpr=fpr, thresholds=thresholds, seed=seed, store=store,
+                                      starts=starts)
     return result

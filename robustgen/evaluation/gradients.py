@@ -25,7 +25,8 @@ import copy
 
 import torch
 
-from ..detectors.estimated_gradient import PAIRS, SIGMA, EstimatedGradient
+from ..detectors.estimated_gradient import EstimatedGradient, K
+from ..detectors.estimated_gradient import H as STEP
 
 H = 1e-3  # finite-difference step, in pixel units
 ATOL = 1e-3  # directional derivatives (per unit step of every pixel) that differ by less agree
@@ -88,8 +89,9 @@ def check_gradients(detectors: dict, x_val: torch.Tensor) -> list[dict]:
             action = "attacked through the surrogate's gradient, judged by the real score (BPDA)"
         else:
             surrogate = "estimated"
-            action = (f"BLOCKED: attacked through a gradient estimated from the score's values (NES, {PAIRS} antithetic "
-                      f"pairs at sigma {SIGMA:g}), judged by the real score; a surrogate= attacks it more surely")
+            action = (f"BLOCKED: attacked through a gradient estimated from the score's values (finite differences along "
+                      f"the {K} largest logits' gradients, step {STEP:g}), judged by the real score; a surrogate= attacks "
+                      "it more surely")
         rows.append({"score": name, "gradient": status, "surrogate": surrogate, "action": action, "detail": detail})
     return rows
 

@@ -116,7 +116,9 @@ def _detector_checks(result) -> list[dict]:
 
 
 def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batch_size, attack_kwargs,
-                      sanity_n, fpr, thresholds, seed: int | None = 0, store=None) -> list[dict]:
+                      sanity_n, fpr, thresholds, seed: int | None = 0, store=None, starts=None) -> list[dict]:
+    """The checks above; ``starts`` (``cascade.Starts``) gives the detector-aware attacks re-run with
+    doubled steps the starts they had in the run."""
 
     rows = _monotone(result, methods, eps_list) + _square_vs_white_box(result, eps_list) + _detector_checks(result)
     if result.cascade:
@@ -153,9 +155,10 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
                                  "standing for it"))
                 continue
             sel = torch.from_numpy(sub)
+            start = starts.get(eps, target, sub) if starts is not None and target else None  # as the run began it
             out = fetch(store, ("double-steps", method, eps, target, m, len(sub)), lambda: attack_outcome(
                 model, detectors, method, eps, xs[sel], ys[sel], target=target, batch_size=batch_size,
-                attack_kwargs={**attack_kwargs, key: 2 * base}, seed=seed))
+                attack_kwargs={**attack_kwargs, key: 2 * base}, seed=seed, start=start))
             pred, adv_scores = out.pred, out.scores
             ok, ys_sub = correct[sub], ys.numpy()[sub]
             fooled2 = ok & (pred != ys_sub)

@@ -46,8 +46,8 @@ class OutcomeStore:
             kept = json.loads(path.read_text())
             for key, value in digests.items():
                 if kept.get(key) != value:
-                    raise ValueError(f"{key.replace('_sha256', '')} differs from the one the outcomes kept in "
-                                     f"{self.folder} were made with (SHA-256); they cannot be resumed with other "
+                    raise ValueError(f"{key.replace('_sha256', '')} differs from the one the interrupted run in "
+                                     f"{self.folder.parent} evaluated (SHA-256); it cannot be resumed with other "
                                      "weights or data")
         elif self.write:
             self.folder.mkdir(parents=True, exist_ok=True)

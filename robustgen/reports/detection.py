@@ -87,7 +87,8 @@ def detection_markdown(rows: list[dict], misclassification: list[dict], worst: l
         "## Input gradients of the scores", "",
         "Checked before attacking on clean validation images (`gradients.csv`): `ok`, or blocked (`missing`, `zero`, "
         "`nan`, `mismatch` with a finite difference). A blocked score with no surrogate is attacked through a "
-        "gradient estimated from its values (NES) and by the gradient-free attacks; a surrogate (BPDA) is surer.", "",
+        "gradient estimated from its values (finite differences along the logits' gradients) and by the gradient-free "
+        "attacks; a surrogate (BPDA) is surer.", "",
         markdown_table(gradients or []),
         "## Sanity checks", "",
         "Carlini et al. 2019 and AutoAttack's checks on the evaluation itself (`sanity.csv`). A failed check "

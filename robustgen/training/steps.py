@@ -80,8 +80,10 @@ class EagerStep:
     """Plain PyTorch steps; the only path on the CPU (torch.compile is slower there)."""
 
     def __init__(self, model, optimizer, x, y, *, batch_size: int, alpha: float, noise_std: float, shift: int,
-                 adversary: InnerAttack | None = None, style: StyleConfig | None = None, flip: bool = False):
+                 adversary: InnerAttack | None = None, style: StyleConfig | None = None, flip: bool = False,
+                 precision: str = "float32"):
         self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
+        self.bf16 = precision == "bfloat16"  # autocast: bfloat16 matrix products (AMX on the CPU), float32 weights
         self.flip = flip
         self.batch_size, self.alpha, self.noise_std, self.shift = batch_size, alpha, noise_std, shift
         self.adversary = adversary
@@ -111,7 +113,11 @@ class EagerStep:
         if self.world > 1:
             idx = idx.view(self.world, -1)[self.rank]
         target, x_in = corrupt(self.x[idx], self.noise_std, self.shift, generator, self.flip)
-        loss, ce, rec, extra = self.loss_fn(x_in, target, self.y[idx], generator)
+        # the weights' bfloat16 copies are cached within the step (reused by every inner attack pass), but
+        # not inside a CUDA graph, whose replays must cast the updated weights again
+        with torch.autocast(self.x.device.type, dtype=torch.bfloat16, enabled=self.bf16,
+                            cache_enabled=not isinstance(self, GraphStep)):
+            loss, ce, rec, extra = self.loss_fn(x_in, target, self.y[idx], generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -105,7 +105,8 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
     adversary = InnerAttack(cfg.adversary, device) if cfg.adversary.method != "none" else None
     eps_at = eps_schedule(cfg.adversary, steps)
     runner = runner_cls(model, optimizer, x, y, batch_size=t.batch_size, alpha=t.alpha,
-                        noise_std=t.noise_std, shift=t.shift, adversary=adversary, style=cfg.style, flip=t.flip)
+                        noise_std=t.noise_std, shift=t.shift, adversary=adversary, style=cfg.style, flip=t.flip,
+                        precision=t.precision)
     if world_size > 1:
         runner.distribute(rank, world_size)
     history = []
