@@ -8,7 +8,6 @@ import pytest
 
 import robustgen.evaluation.outcomes as outcomes
 from robustgen.cli import main
-from robustgen.cli.resume import _digest
 
 ARGS = ["attack", "--checkpoint", "robust-mnist", "--n-val", "300", "--method", "pgd,square,adaptive-pgd",
         "--eps", "0.2,0.3", "--n", "24", "--score", "confidence,recon", "--steps", "3", "--queries", "20",
@@ -91,17 +90,19 @@ def test_resume_refuses_new_options_other_data_and_a_damaged_outcome(tmp_path, m
     (out / "run.json").write_text(json.dumps(record))
     assert main(["attack", "--resume", str(out), "--quiet"]) == 2
     assert "run.json: SHA-256 does not match" in capsys.readouterr().err
-    record = json.loads(original)
-    record["digests"]["data_sha256"] = "0" * 64  # a consistent record of other data
-    record["sha256"] = _digest(record)
-    (out / "run.json").write_text(json.dumps(record))
+    (out / "run.json").write_text(original)
+    kept_digests = out / "outcomes" / "digests.json"
+    true_digests = kept_digests.read_text()
+    other = json.loads(true_digests)
+    other["data_sha256"] = "0" * 64  # outcomes kept of other data than this run draws
+    kept_digests.write_text(json.dumps(other))
     assert main(["attack", "--resume", str(out), "--quiet"]) == 2
     assert "data differs from the one the interrupted run" in capsys.readouterr().err
+    kept_digests.write_text(true_digests)
     (kept,) = [p for p in (out / "outcomes").iterdir() if "pgd" in p.name and p.suffix == ".pt"][:1]
     data = bytearray(kept.read_bytes())
     data[len(data) // 2] ^= 0x01
     kept.write_bytes(bytes(data))
-    monkeypatch.setattr("robustgen.cli.attack.check_digests", lambda *a: None)
     assert main(["attack", "--resume", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and kept.name in err[0] and "SHA-256" in err[0]

@@ -11,6 +11,7 @@ from robustgen.cli import main
 from robustgen.detectors.detector import make_detector
 from robustgen.evaluation.benchmark import run_benchmark
 from robustgen.evaluation.cascade import cascade_order, standing
+from robustgen.evaluation.compare import score_table
 from robustgen.evaluation.worst_case import worst_case
 
 
@@ -117,3 +118,5 @@ def test_the_report_says_how_the_attacks_were_run(tmp_path):
     assert "Every attack ran on every input (`--full`)" in (tmp_path / "full" / "detection.md").read_text()
     rows = cascade["detection"].set_index("method")["inputs_attacked"]
     assert rows["selective-pgd"] < rows["pgd"] <= 30
+    split = {r["report"].split("/")[-1]: r for r in score_table([tmp_path / "cascade", tmp_path / "full"])}
+    assert np.isnan(split["cascade"]["detector_aware"]) and not np.isnan(split["full"]["detector_aware"])

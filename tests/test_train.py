@@ -111,3 +111,25 @@ def test_bad_checkpoints(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a robustgen checkpoint"):
         load_model(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("adversary", [[], ["adversary.method=pgd", "adversary.steps=2"]], ids=["clean", "pgd"])
+def test_bfloat16_autocast_trains_float32_weights_and_really_changes_the_arithmetic(mnist_small, adversary):
+    (x, y), val = mnist_small
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        cfg = load_config("smoke", ["train.epochs=1", "train.lr=2e-3", f"train.precision={precision}", *adversary])
+        model = build_model(cfg, 10)
+        history = fit(model, torch.optim.Adam(model.parameters(), lr=2e-3), cfg, (x[:1024], y[:1024]), val)
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
+        assert history[-1]["loss"] == history[-1]["loss"] < 10  # finite, and learning
+        runs[precision] = (model.state_dict(), history[-1]["loss"])
+    diff = max(float((runs["float32"][0][k].float() - runs["bfloat16"][0][k].float()).abs().max()) for k in runs["float32"][0])
+    assert diff > 1e-4  # the autocast was on: bfloat16 products moved the weights elsewhere
+    assert abs(runs["float32"][1] - runs["bfloat16"][1]) < 0.1 * runs["float32"][1]  # ... but trained alike
+
+
+def test_an_unknown_precision_is_refused_by_name():
+    with pytest.raises(ValueError, match="train.precision must be float32 or bfloat16"):
+        load_config("smoke", ["train.precision=float16"])
