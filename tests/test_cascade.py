@@ -38,7 +38,7 @@ def both(trained_model, mnist_small):
     """The same run as a cascade and in full: PGD, a detector-aware attack and Square, two scores."""
     xv, x, y = mnist_small[1][0][:300], mnist_small[1][0][300:360], mnist_small[1][1][300:360]
     kw = dict(methods=["square", "selective-pgd", "pgd"], eps_list=[0.1, 0.2], scores=["confidence", "recon"],
-              sanity_n=20, attack_kwargs={"steps": 10, "queries": 100, "targets": "untargeted"})
+              sanity_n=10, attack_kwargs={"steps": 10, "queries": 100, "targets": "untargeted"})
     return (run_benchmark(trained_model, xv, x, y, **kw), run_benchmark(trained_model, xv, x, y, full=True, **kw))
 
 

@@ -75,14 +75,15 @@ def build():
 """
 
 
-@pytest.mark.parametrize("model", [["--checkpoint", "fast-mnist", "--full", "--score", "recon,confidence"],
+@pytest.mark.parametrize("model", [["--checkpoint", "fast-mnist", "--full", "--score", "recon,confidence",
+                                    "--sanity-n", "0"],
                                    ["--model", "plainnet:build", "--dataset", "mnist", "--score", "confidence,energy"]],
                          ids=["native-full", "foreign-cascade"])
 def test_sharded_attack_report_equals_the_single_process_one(tmp_path, model):
     (tmp_path / "plainnet.py").write_text(PLAIN)
     args = ["attack", *model, "--n-val", "300", "--method", "pgd,adaptive-pgd", "--eps", "0.1,0.3", "-n", "40",
-            "--batch-size", "16", "--steps", "3", "--step-size", "0.1", "--search-steps", "2",
-            "--sanity-n", "10", "--quiet"]
+            "--batch-size", "16", "--steps", "3", "--step-size", "0.1", "--search-steps", "2", "--quiet",
+            *([] if "--sanity-n" in model else ["--sanity-n", "10"])]
     _run([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     _run([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
     for name in ("detection.csv", "per_input.csv", "worst_case.csv", "misclassification.csv", "sanity.csv"):
