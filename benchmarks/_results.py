@@ -34,3 +34,11 @@ def trial_optimizer(model, cfg):
     if wd:
         return torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=wd)
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+
+
+def emit(result: dict, path: str | None) -> None:
+    """Print ``result`` as JSON and, where ``path`` is given, write it there too."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        Path(path).write_text(text + "\n")

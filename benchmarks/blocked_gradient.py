@@ -17,13 +17,13 @@ Goal: per eps, blocked >= straight-through - 1 input in 100.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
+from _results import emit  # benchmarks/_results.py (scripts run from this folder)
 
 import robustgen
 
@@ -70,10 +70,7 @@ def main() -> None:
     b, s = result["runs"]["blocked"]["worst_case"], result["runs"]["straight-through"]["worst_case"]
     result["gap_inputs"] = {e: round((s[e] - b[e]) * args.n) for e in b}
     result["goal_met"] = all(b[e] >= s[e] - 0.01 for e in b)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

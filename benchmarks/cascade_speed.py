@@ -12,13 +12,13 @@ case within 1 point.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from _results import emit  # benchmarks/_results.py (scripts run from this folder)
 
 STRONG = "pgd,square,autoattack,adaptive-pgd,selective-pgd,orthogonal-pgd,guarded-apgd"
 
@@ -51,10 +51,7 @@ def main() -> None:
     result["speedup"] = full["seconds"] / cascade["seconds"]
     result["worst_case_diff_points"] = {k: 100 * (cascade["worst_case"][k] - v) for k, v in full["worst_case"].items()}
     result["goal_met"] = result["speedup"] >= 3 and all(abs(d) <= 1.0 for d in result["worst_case_diff_points"].values())
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
