@@ -14,9 +14,9 @@ largest logits (normalised; K <= 10), measures the score's central finite differ
 and returns the vector g in their span whose directional derivatives are d (g = U (U^T U)^-1 d):
 exact (as h -> 0) for a score that is any function of the logits, a projection for one that is not.
 h is an L2 step: 0.1, the best of 0.02-0.5 on fast-mnist's PGD examples with 1 - max softmax rounded
-to 0.01 near its threshold (cosine 0.66 with the unrounded score's gradient; 0.83 at h 0.05 where the
-score is 0.1-0.6; random-direction NES with 16 pairs: 0.08). Where every difference of an input is
-zero (a flat step) h grows 4x, at most three times. The cost per
+to 0.01 near its threshold (cosine 0.66 with the unrounded score's gradient, 0.64 where the score is
+0.05-0.6; random-direction NES with 16 pairs: 0.11 and 0.05; benchmarks/gradient_estimate.py). Where
+every difference of an input is zero (a flat step) h grows 4x, at most three times. The cost per
 gradient: K backward passes of the classifier and 2K evaluations of the score. The value is the real
 score's, and success is always judged by the real score.
 """
