@@ -202,8 +202,11 @@ class Joint(Posterior):
 
     @torch.no_grad()
     def fit(self, model, x, batch_size=500):
-        super().fit(model, x, batch_size)
-        terms = batched(lambda b: self._terms(model, b)[0], x, batch_size).double()
+        # one pass of the decoder over every label gives both sigma^2 and the terms (it is the costly part)
+        parts = [onehot_errors(model, x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+        logits, pred_err, errs = (torch.cat([p[k] for p in parts]) for k in range(3))
+        self.sigma2 = float((pred_err ** 2).mean())
+        terms = torch.stack([self.log_wrong(logits, errs), pred_err.clamp_min(1e-12).log()], dim=1).double()
         median = terms.median(dim=0).values
         self.centre = median.tolist()
         self.spread = (terms.quantile(0.95, dim=0) - median).clamp_min(1e-6).tolist()
