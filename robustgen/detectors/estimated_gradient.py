@@ -99,11 +99,9 @@ class EstimatedGradient(Score):
     def evaluate(self, model, x):
         if not torch.is_grad_enabled() or not x.requires_grad:
             return self._real(model, x)
-        logits = model(x)
-        with torch.no_grad():
-            value = self._real(model, x.detach())[0]
+        value, logits = self._real(model, x)  # the logits keep their graph for the attack's classifier gradient
         fn = lambda z: self._real(model, z)[0]  # noqa: E731 - the real score at a nearby point
-        return _Estimated.apply(x, value, fn, model), logits
+        return _Estimated.apply(x, value.detach(), fn, model), logits
 
     def fit(self, model, x, batch_size: int = 500) -> None:
         self.inner.fit(model, x, batch_size)

@@ -76,8 +76,9 @@ def run_benchmark(model, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torc
                 if on_stage:
                     on_stage(label)
                 progress = (lambda k, lab=label: on_attack(lab, k)) if on_attack else None
-                idx = np.arange(len(y)) if full else np.nonzero(
-                    standing(result.broken, correct, eps, [target] if target else scores))[0]
+                attacked = np.ones(len(y), dtype=bool) if full else standing(
+                    result.broken, correct, eps, [target] if target else scores)
+                idx = np.nonzero(attacked)[0]
                 key = ("attack" if full else "cascade", method, eps, target)
                 if progress:  # the bar moves on by the inputs already broken (all: done by an interrupted run)
                     skipped = len(y) if store is not None and store.has(key) else len(y) - len(idx)
@@ -94,7 +95,7 @@ def run_benchmark(model, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torc
                 pred_adv, seconds = out.pred, out.seconds
                 result.seconds[label] = seconds
                 result.budgets[method] = out.budget
-                result.attacked[(method, eps, target)] = np.isin(np.arange(len(y)), idx)
+                result.attacked[(method, eps, target)] = attacked
                 result.fooled[(method, eps, target)] = correct & (pred_adv != y)
                 for s, s_adv in out.scores.items():
                     op = thresholds[s][fpr]

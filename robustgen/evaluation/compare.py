@@ -105,8 +105,7 @@ def score_table(folders: list[str | os.PathLike]) -> list[dict]:
                     continue
                 items = [(c.split(":", 1)[0], part[c].to_numpy().astype(bool)) for c in mine]
                 union = np.logical_or.reduce([b for _, b in items])
-                # a cascade ran each attack on what the earlier ones left: no split by kind (worst_case.csv's rule)
-                oblivious, detector_aware = (float("nan"),) * 2 if report["meta"].get("cascade") else union_by_kind(items)
+                oblivious, detector_aware = union_by_kind(items, bool(report["meta"].get("cascade")))
                 lo, hi = wilson_interval(int(union.sum()), len(union))
                 rows.append({"report": report_label(folder), "eps": float(eps), "score": score, "n": len(union),
                              "oblivious": oblivious, "detector_aware": detector_aware,

@@ -19,9 +19,13 @@ def eps0_floor(result: BenchmarkResult, score: str) -> float:
     return float((~result.correct & ~flagged).mean())
 
 
-def union_by_kind(items: list[tuple[str, np.ndarray]]) -> tuple[float, float]:
+def union_by_kind(items: list[tuple[str, np.ndarray]], cascade: bool = False) -> tuple[float, float]:
     """(oblivious, detector-aware): the share of inputs broken by any attack of that kind among
-    ``items`` ((method, broken (N,) bool) pairs), NaN where there is none of that kind."""
+    ``items`` ((method, broken (N,) bool) pairs), NaN where there is none of that kind. In a
+    ``cascade`` both are NaN: the detector-aware attacks ran only where the oblivious ones had failed,
+    so neither kind's union is what it breaks alone."""
+    if cascade:
+        return float("nan"), float("nan")
     rates = []
     for adaptive in (False, True):
         part = [b for m, b in items if is_adaptive(m) == adaptive]
@@ -43,8 +47,7 @@ def worst_case(result: BenchmarkResult) -> list[dict]:
         union = np.logical_or.reduce([b for _, b in items])
         n, k = len(union), int(union.sum())
         lo, hi = wilson_interval(k, n)
-        # in a cascade the detector-aware attacks ran only where the oblivious ones had failed: no split
-        oblivious, adaptive = (float("nan"), float("nan")) if result.cascade else union_by_kind(items)
+        oblivious, adaptive = union_by_kind(items, result.cascade)
         out.append({"eps": eps, "score": score, "n": n, "undetected_success_rate": k / n, "ci_low": lo, "ci_high": hi,
                     "eps0_floor": eps0_floor(result, score), "oblivious_rate": oblivious, "adaptive_rate": adaptive,
                     "attacks": "+".join(m for m, _ in items)})

@@ -79,6 +79,10 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 class EagerStep:
     """Plain PyTorch steps; the only path on the CPU (torch.compile is slower there)."""
 
+    # with bfloat16 autocast the weights' bfloat16 copies are cached within a step (reused by every pass
+    # of the inner attack)
+    AUTOCAST_CACHE = True
+
     def __init__(self, model, optimizer, x, y, *, batch_size: int, alpha: float, noise_std: float, shift: int,
                  adversary: InnerAttack | None = None, style: StyleConfig | None = None, flip: bool = False,
                  precision: str = "float32"):
@@ -113,10 +117,8 @@ class EagerStep:
         if self.world > 1:
             idx = idx.view(self.world, -1)[self.rank]
         target, x_in = corrupt(self.x[idx], self.noise_std, self.shift, generator, self.flip)
-        # the weights' bfloat16 copies are cached within the step (reused by every inner attack pass), but
-        # not inside a CUDA graph, whose replays must cast the updated weights again
         with torch.autocast(self.x.device.type, dtype=torch.bfloat16, enabled=self.bf16,
-                            cache_enabled=not isinstance(self, GraphStep)):
+                            cache_enabled=self.AUTOCAST_CACHE):
             loss, ce, rec, extra = self.loss_fn(x_in, target, self.y[idx], generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -164,6 +166,7 @@ class GraphStep(EagerStep):
     """
 
     WARMUP_STEPS = 3
+    AUTOCAST_CACHE = False  # a replay must cast the updated weights again, not reuse the capture's copies
 
     def __init__(self, model, optimizer, x, y, **kw):
         super().__init__(model, optimizer, x, y, **kw)
