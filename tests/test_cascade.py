@@ -73,6 +73,25 @@ def test_the_cascade_finds_the_worst_case_the_full_run_finds(both):
     assert ("aware-not-weaker", "n/a") in checks and ("black-box-weaker", "n/a") in checks
 
 
+def test_the_doubled_steps_check_of_a_cascade_reruns_each_aware_attack_once(both):
+    """Against the score it ran on the most of the first sanity_n inputs; --full against each score.
+    A change is counted over those inputs, not over the few re-run."""
+    cascade, full = both
+
+    def rows(r, method):
+        return [x["detail"] for x in r.sanity if x["check"] == "double-steps" and x["detail"].startswith(method)]
+
+    assert len(rows(full, "selective-pgd")) == 2 and len(rows(cascade, "selective-pgd")) == 1
+    counts = {s: int(cascade.attacked[("selective-pgd", 0.2, s)][:10].sum()) for s in ("confidence", "recon")}
+    best = max(counts, key=counts.get)
+    assert f"undetected-success vs {best}" in rows(cascade, "selective-pgd")[0]
+    partial = [r for r in cascade.sanity if r["check"] == "double-steps" and "of the first 10" in r["detail"]]
+    assert partial  # the cascade re-ran some attack on fewer than the 10
+    for row in partial:
+        points = float(row["detail"].split("a change of ")[1].split(" points")[0])
+        assert row["passed"] == (points < 1.0)
+
+
 def test_detector_aware_attacks_break_everything_the_oblivious_ones_broke(both):
     """They begin at the oblivious example (misclassified, lowest score): an attacker who knows the
     detector does at least what one who ignores it does, input by input."""
