@@ -13,6 +13,9 @@ data on the device, never syncs inside the epoch, on CUDA replays the step as a 
     python benchmarks/train_speed.py --recipe robust --precision float32,bfloat16 --images 8192 \
         --json reports/benchmarks/train_speed_robust_cpu.json
 
+``--variants channels-last,compile`` also times the plain loop with channels-last memory format and
+with its loss under ``torch.compile`` (what torch offers besides precision), each as a ratio to it.
+
 Prints the median epoch time of each and the ratio robustgen / reference (< 1 means faster), and the
 GFLOP/s each achieved (FLOPs of one step counted by torch's FlopCounterMode) against the peak of a
 large matrix product in float32 and bfloat16.
@@ -75,9 +78,18 @@ def reference_loss(model, xb, yb, robust: bool, counting: bool = False):
     return F.cross_entropy(logits_adv, yb) + ALPHA * 0.5 * (rec + rec_adv)
 
 
-def reference_epoch(model, x, y, batch_size: int, device: torch.device, robust: bool) -> float:
+VARIANTS = ("channels-last", "compile")  # what torch offers besides precision, tried on the plain loop
+
+
+def reference_epoch(model, x, y, batch_size: int, device: torch.device, robust: bool, variant: str = "") -> float:
     """The plainest loop: DataLoader over CPU tensors, batches moved to the device, float32 eager
-    steps, loss.item() each step."""
+    steps, loss.item() each step. ``variant``: the same loop with the weights and batches in
+    channels-last memory format, or with the loss (forward and inner attack) under torch.compile."""
+    loss_fn = reference_loss
+    if variant == "channels-last":
+        model = model.to(memory_format=torch.channels_last)
+    elif variant == "compile":
+        loss_fn = torch.compile(reference_loss)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, drop_last=True)
     model.train()
@@ -86,7 +98,9 @@ def reference_epoch(model, x, y, batch_size: int, device: torch.device, robust: 
     total = 0.0
     for xb, yb in loader:
         xb, yb = xb.to(device), yb.to(device)
-        loss = reference_loss(model, xb, yb, robust)
+        if variant == "channels-last":
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(model, xb, yb, robust)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -139,6 +153,8 @@ def main() -> None:
     ap.add_argument("--recipe", default="clean", choices=["clean", "robust"])
     ap.add_argument("--precision", default="float32", help="robustgen's precisions to time, comma-separated")
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--variants", default="", help=f"also time the plain loop with these, comma-separated: "
+                    f"{', '.join(VARIANTS)}")
     ap.add_argument("--repeats", type=int, default=3, help="epochs timed per side (median reported)")
     ap.add_argument("--images", type=int, default=55000, help="training images per epoch")
     ap.add_argument("--json", help="also write the result to this JSON file")
@@ -146,17 +162,26 @@ def main() -> None:
     device = resolve_device(args.device)
     robust = args.recipe == "robust"
     precisions = args.precision.split(",")
+    variants = [v for v in args.variants.split(",") if v]
+    if set(variants) - set(VARIANTS):
+        ap.error(f"--variants: unknown {sorted(set(variants) - set(VARIANTS))}; use {', '.join(VARIANTS)}")
     x_cpu, y_cpu = robustgen.load_dataset("mnist", "train", limit=args.images)  # the reference's DataLoader
     x, y = x_cpu.to(device), y_cpu.to(device)  # robustgen keeps the whole set on the device
     val = tuple(t.to(device) for t in robustgen.load_dataset("mnist", "val", limit=1000))
     cfgs = {p: config(args, p) for p in precisions}
-    ref_times, ours = [], {p: [] for p in precisions}
+    ref_times, ours, tried = [], {p: [] for p in precisions}, {v: [] for v in variants}
     for r in range(args.repeats + 1):  # first round warms up allocators and kernels; not counted
         torch.manual_seed(r)
         model = robustgen.StyleMemoryNet(robustgen.ModelSpec(num_classes=10)).to(device)
         t_ref = reference_epoch(model, x_cpu, y_cpu, args.batch_size, device, robust)
         if r:
             ref_times.append(t_ref)
+        for v in variants:  # the first round also compiles: not counted
+            torch.manual_seed(r)
+            model = robustgen.StyleMemoryNet(robustgen.ModelSpec(num_classes=10)).to(device)
+            t = reference_epoch(model, x_cpu, y_cpu, args.batch_size, device, robust, v)
+            if r:
+                tried[v].append(t)
         for p in precisions:
             torch.manual_seed(r)
             model = robustgen.StyleMemoryNet(robustgen.ModelSpec(num_classes=10)).to(device)
@@ -177,6 +202,11 @@ def main() -> None:
           f"({flops / 1e9:.0f} GFLOP), median of {args.repeats}; matmul peak "
           + ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in peaks.items()))
     print(f"  plain float32 loop    : {ref:.3f} s/epoch, {flops / ref / 1e9:.1f} GFLOP/s")
+    result["variants"] = {}
+    for v in variants:
+        t = statistics.median(tried[v])
+        result["variants"][v] = {"epoch_s": t, "all_s": tried[v], "ratio": t / ref, "gflops": flops / t / 1e9}
+        print(f"  plain loop, {v:<10}: {t:.3f} s/epoch, {flops / t / 1e9:.1f} GFLOP/s; ratio {t / ref:.3f}")
     for p in precisions:
         mine = statistics.median(ours[p])
         result["robustgen"][p] = {"epoch_s": mine, "all_s": ours[p], "ratio": mine / ref, "gflops": flops / mine / 1e9,
