@@ -104,7 +104,7 @@ def test_detector_aware_attacks_break_everything_the_oblivious_ones_broke(both):
     assert all(r["passed"] is not False for r in full.sanity if r["check"] == "aware-not-weaker")
 
 
-@pytest.mark.parametrize("name", ["adaptive-pgd", "selective-pgd", "guarded-apgd"])
+@pytest.mark.parametrize("name", ["adaptive-pgd", "selective-pgd", "guarded-apgd", "guarded-square"])
 def test_an_attack_given_a_start_that_breaks_the_input_keeps_it(trained_model, mnist_small, name):
     xv, x, y = mnist_small[1][0][:300], mnist_small[1][0][400:430], mnist_small[1][1][400:430]
     det = make_detector(trained_model, "confidence").fit(xv, fpr=0.05)
@@ -116,9 +116,9 @@ def test_an_attack_given_a_start_that_breaks_the_input_keeps_it(trained_model, m
 
     start = torch.where(broken(pgd)[:, None, None, None], pgd, torch.full_like(pgd, float("nan")))
     assert broken(pgd).sum() >= 3
-    # a crippled budget (1 step of 1e-4): alone it breaks almost nothing; from the starts, all they broke
+    # a crippled budget (1 step of 1e-4, 1 query): alone it breaks almost nothing; from the starts, all they broke
     atk = make_attack(name, trained_model, 0.2, detector=det, steps=1, step_size=1e-4, search_steps=1,
-                      targets="untargeted")
+                      targets="untargeted", queries=1)
     assert atk.starts
     alone, started = run_attack(atk, x, y, seed=0), run_attack(atk, x, y, seed=0, start=start)
     assert (broken(started) | ~broken(pgd)).all()

@@ -12,7 +12,8 @@ whose first term is negative exactly when the input is misclassified and not fla
 keeps a slope where a quantised score is flat. Success is judged exactly (a score on the threshold
 is not flagged, and counts as broken). Each iteration changes one square window of side s (shrinking
 on Square's schedule) to a random corner of the eps-ball per channel, and keeps it where L falls;
-inputs stop once broken. Detector-aware: run once per score. Default 1,000 queries per input.
+inputs stop once broken. Detector-aware: run once per score, beginning (in a benchmark) at each input's
+best oblivious example. Default 1,000 queries per input.
 
 Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x, |x_adv - x|_inf <= eps.
 
@@ -25,7 +26,7 @@ import math
 
 import torch
 
-from .base import Attack, margin
+from .base import Attack, margin, start_or
 
 DEFAULT_QUERIES = 1000
 P_INIT = 0.8  # share of the image the first windows cover (Square's default)
@@ -57,13 +58,14 @@ class GuardedSquare:
         return torch.maximum(m, r) + TIE_BREAK * m, (m < 0) & (scores <= det.threshold)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """The search begins at ``start`` where given (an oblivious attack's example: misclassified,
+        the lowest score), else at Square's vertical stripes of +-eps."""
         x, y = x.detach(), y.detach()
         n, c, h, w = x.shape
         eps = self.eps
-        # start: vertical stripes of +-eps, as Square does
         stripes = eps * (torch.randint(0, 2, (n, c, 1, w), device=x.device) * 2 - 1).to(x.dtype)
-        best = (x + stripes).clamp(0.0, 1.0)
+        best = start_or((x + stripes).clamp(0.0, 1.0), x, eps, start)
         best_loss, broken = self.loss(best, y)
         rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
         for it in range(self.queries - 1):
@@ -90,4 +92,4 @@ class GuardedSquare:
 def build(model, eps: float, *, detector, queries: int | None = None, **_) -> Attack:
     queries = queries or DEFAULT_QUERIES
     return Attack("guarded-square", eps, GuardedSquare(detector, eps, queries), True, queries, detector.model,
-                  f"{queries} queries on 'misclassified and not flagged', judged by the real score")
+                  f"{queries} queries on 'misclassified and not flagged', judged by the real score", starts=True)
