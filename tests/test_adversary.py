@@ -39,7 +39,33 @@ def test_inner_attack_stays_in_the_ball_and_raises_the_loss(trained_model, mnist
     assert torch.equal(attack.perturb(trained_model, x, y, torch.Generator().manual_seed(0)), x)
 
 
-@pytest.mark.parametrize("method", ["pgd", "trades"])
+def test_nfgsm_is_one_step_of_eps_from_noise_of_two_eps_and_raises_the_loss(trained_model, mnist_small):
+    """de Jorge et al. 2022: start uniform in 2 eps around x, one signed step of eps, no projection
+    back to the eps-ball (up to 3 eps from x), clipped to [0, 1]; one gradient per batch."""
+    x, y = mnist_small[1][0][:64], mnist_small[1][1][:64]
+    attack = InnerAttack(AdversaryConfig(method="nfgsm", eps=0.1, steps=5), x.device)
+    attack.set_eps(0.1)
+    calls = []
+    hook = trained_model.register_forward_hook(lambda *_: calls.append(1))
+    x_adv = attack.perturb(trained_model, x, y, torch.Generator().manual_seed(0))
+    hook.remove()
+    assert len(calls) == 1  # steps is not used: a single gradient
+    d = (x_adv - x).abs()
+    assert 0.1 + 1e-6 < d.max() <= 0.3 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    noise = (x + (2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) - 1) * 0.2).clamp(0, 1)
+    step = (x_adv - noise).abs()
+    inside = (x_adv > 0) & (x_adv < 1) & (noise > 0) & (noise < 1)
+    assert torch.allclose(step[inside], torch.full_like(step[inside], 0.1), atol=1e-6)  # the whole step, eps
+    ce = torch.nn.functional.cross_entropy
+    with torch.no_grad():
+        assert ce(trained_model(x_adv), y) > ce(trained_model(noise), y) + 0.5
+    attack.set_eps(0.0)
+    assert torch.equal(attack.perturb(trained_model, x, y, torch.Generator().manual_seed(0)), x)
+    with pytest.raises(ConfigError, match="nfgsm_noise"):
+        load_config("robust-mnist", ["adversary.nfgsm_noise=-1"])
+
+
+@pytest.mark.parametrize("method", ["pgd", "trades", "nfgsm"])
 def test_adversarial_loss_differs_from_the_clean_loss(trained_model, mnist_small, method):
     x, y = mnist_small[1][0][:32], mnist_small[1][1][:32]
     attack = InnerAttack(AdversaryConfig(method=method, eps=0.3, steps=3), x.device)

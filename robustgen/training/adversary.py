@@ -1,14 +1,17 @@
 """Adversarial training of the style-memory network: the inner attack and the loss on attacked inputs.
 
-Two recipes (``[adversary] method``):
+Three recipes (``[adversary] method``):
 
 - ``pgd`` (Madry et al. 2018, "Towards deep learning models resistant to adversarial attacks"):
   cross-entropy on PGD examples found by maximising the cross-entropy in the L-inf eps-ball.
 - ``trades`` (Zhang et al. 2019, "Theoretically principled trade-off between robustness and
   accuracy"): cross-entropy on clean inputs + beta * KL(f(x) || f(x_adv)), with x_adv found by
   maximising that KL.
+- ``nfgsm`` (de Jorge et al. 2022, "Make some noise: reliable and efficient single-step adversarial
+  training"): ``pgd``'s loss on one signed step of eps from a start of uniform noise of 2 eps, not
+  projected back to the ball: one gradient per batch.
 
-In both the decoder is trained on the clean input and on the attacked one; from the attacked input
+In all the decoder is trained on the clean input and on the attacked one; from the attacked input
 it rebuilds ``recon_target``: the clean image (so the reconstruction error of an attacked input
 grows with its perturbation, which the ``recon`` detector reads) or the attacked image itself.
 
@@ -41,7 +44,7 @@ def eps_schedule(cfg: AdversaryConfig, steps_per_epoch: int):
 
 
 class InnerAttack:
-    """L-inf PGD on the network itself, run inside each training step.
+    """L-inf PGD (or single-step N-FGSM) on the network itself, run inside each training step.
 
     ``eps`` is a 0-dim tensor on the device (updated with ``fill_`` between steps, so a captured
     CUDA graph sees the new value). Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x.
@@ -51,7 +54,8 @@ class InnerAttack:
         self.cfg = cfg
         self.eps = torch.zeros((), device=device)
         # step size relative to eps, so the ramp-up scales the steps with the ball
-        self.step_ratio = cfg.step_size / cfg.eps if cfg.step_size > 0 else 2.5 / cfg.steps
+        default = 1.0 if cfg.method == "nfgsm" else 2.5 / cfg.steps
+        self.step_ratio = cfg.step_size / cfg.eps if cfg.step_size > 0 else default
 
     def set_eps(self, value: float) -> None:
         self.eps.fill_(value)
@@ -65,6 +69,8 @@ class InnerAttack:
                 generator: torch.Generator | None = None, clean_logits: torch.Tensor | None = None) -> torch.Tensor:
         x = x.detach()
         eps = self.eps
+        if self.cfg.method == "nfgsm":
+            return self._nfgsm(model, x, y, generator)
         adv = x
         if self.cfg.random_start:
             u = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator)
@@ -77,6 +83,17 @@ class InnerAttack:
             adv = adv.detach() + step * grad.sign()
             adv = torch.minimum(torch.maximum(adv, x - eps), x + eps).clamp(0.0, 1.0)
         return adv.detach()
+
+    def _nfgsm(self, model: StyleMemoryNet, x: torch.Tensor, y: torch.Tensor,
+               generator: torch.Generator | None) -> torch.Tensor:
+        """N-FGSM (de Jorge et al. 2022, "Make some noise"): one signed step of ``step_size`` (default
+        eps) from uniform noise of ``nfgsm_noise`` * eps, not projected back to the eps-ball (only to
+        [0, 1]): the noise and the larger step are what keep single-step training from catastrophic
+        overfitting, at one gradient per batch instead of PGD's ``steps``."""
+        u = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        adv = (x + (2.0 * u - 1.0) * (self.cfg.nfgsm_noise * self.eps)).clamp(0.0, 1.0).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self._objective(model(adv), y, None), adv)
+        return (adv.detach() + self.eps * self.step_ratio * grad.sign()).clamp(0.0, 1.0)
 
 
 def adversarial_loss(model: StyleMemoryNet, attack: InnerAttack, x_in: torch.Tensor, target: torch.Tensor,

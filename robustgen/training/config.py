@@ -66,10 +66,11 @@ class TrainConfig:
 class AdversaryConfig:
     """Adversarial training: each training batch is attacked by the network's own inner attack."""
 
-    method: str = "none"  # none | pgd (Madry et al. 2018) | trades (Zhang et al. 2019)
+    method: str = "none"  # none | pgd (Madry et al. 2018) | trades (Zhang et al. 2019) | nfgsm (de Jorge et al. 2022)
     eps: float = 0.3  # L-inf budget in [0, 1] pixel units
     steps: int = 5  # inner attack iterations
-    step_size: float = 0.0  # per-step size in pixel units; 0 = 2.5 * eps / steps (Madry's rule)
+    step_size: float = 0.0  # per-step size in pixel units; 0 = 2.5 * eps / steps (Madry's rule), eps for nfgsm
+    nfgsm_noise: float = 2.0  # nfgsm: the start is uniform noise of this many eps (no projection back to the ball)
     random_start: bool = True  # start each inner attack at a uniform point of the eps-ball
     warmup_epochs: int = 0  # clean epochs before any attack
     ramp_epochs: float = 2.0  # then eps grows linearly from 0 to eps over this many epochs
@@ -273,7 +274,8 @@ def validate(cfg: Config) -> None:
     ]
     a = cfg.adversary
     checks += [
-        (a.method in ("none", "pgd", "trades"), "adversary.method must be none, pgd or trades"),
+        (a.method in ("none", "pgd", "trades", "nfgsm"), "adversary.method must be none, pgd, trades or nfgsm"),
+        (a.nfgsm_noise >= 0, "adversary.nfgsm_noise must be non-negative"),
         (0 < a.eps <= 1, "adversary.eps must lie in (0, 1] (pixel units)"),
         (a.steps >= 1, "adversary.steps must be at least 1"),
         (a.step_size >= 0, "adversary.step_size must be non-negative (0 = 2.5 * eps / steps)"),
