@@ -87,3 +87,18 @@ def test_the_merged_objective_is_exact_near_ties():
     broken = (classes.argmax(1) != y) & (reject <= 0)
     assert torch.equal(merge_reject(g, y).argmax(1) != y, broken)
     assert 0 < int(broken.sum()) < 20000
+
+
+def test_a_score_whose_threshold_is_its_clean_median_is_measured_in_its_spread():
+    """Rounded to 0.01 with most clean scores 0, the threshold at FPR 5 % is the median (0): the
+    reject logit's unit is the clean scores' spread, not the 1e-6 floor (10^4 per quantum, which
+    saturates every softmax over the merged logits). A continuous score keeps threshold - median."""
+    import numpy as np
+
+    from robustgen.detectors.detector import natural_unit
+
+    rounded = np.r_[np.zeros(960), np.full(30, 0.01), np.full(10, 0.05)]
+    assert natural_unit(rounded, 0.0) == pytest.approx(rounded.std()) and natural_unit(rounded, 0.0) > 1e-3
+    smooth = np.linspace(0.0, 1.0, 1001)
+    assert natural_unit(smooth, 0.95) == pytest.approx(0.45)
+    assert natural_unit(np.zeros(100), 0.0) == pytest.approx(1e-6)  # nothing to measure: the floor

@@ -7,13 +7,14 @@ Minimise, per input, with projected signed-gradient steps in the L-infinity ball
     loss(x') = max(Z_y(x') - max_{j != y} Z_j(x'), -kappa)  +  c * relu(score(x') - tau) / scale
 
 The first term (Carlini & Wagner's margin loss) asks for a misclassification; the second keeps the
-detector score under its threshold ``tau`` (``scale`` = threshold minus the clean median score,
-so ``c`` is unit-free). A first round is plain PGD on the cross-entropy (so the attack is never
-weaker than oblivious PGD); then the weight ``c`` is searched per input by binary search over
-``search_steps`` rounds of ``steps`` PGD iterations (each round a fresh random start): it grows
-when the round misclassified but was always caught, and shrinks when it never misclassified. At
-every iterate we check the real criteria (misclassified, score <= tau) and keep the best example:
-one that fools both, else the misclassified one with the lowest score, else the last iterate.
+detector score under its threshold ``tau`` (``scale`` = the detector's ``score_scale``: threshold
+minus the clean median score, or the clean spread where the two coincide; so ``c`` is unit-free). A
+first round is plain PGD on the cross-entropy (so the attack is never weaker than oblivious PGD);
+then the weight ``c`` is searched per input by binary search over ``search_steps`` rounds of
+``steps`` PGD iterations (each round a fresh random start): it grows when the round misclassified
+but was always caught, and shrinks when it never misclassified. At every iterate we check the real
+criteria (misclassified, score <= tau) and keep the best example: one that fools both, else the
+misclassified one with the lowest score, else the last iterate.
 Inputs that already fooled both leave the search.
 
 Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv (N, C, H, W) with |x_adv - x|_inf <= eps.

@@ -38,6 +38,19 @@ class ThresholdTieWarning(UserWarning):
     """The fitted threshold flags far fewer clean inputs than asked, because many share its score."""
 
 
+def natural_unit(clean: np.ndarray, threshold: float) -> float:
+    """The score's natural unit, which the detector-aware attacks measure it in: the threshold minus
+    the clean median; where the two coincide (a score so discrete that its clean median is the
+    threshold: rounded, quantised), the clean scores' standard deviation, not a vanishing gap (with
+    which the reject logit of ``GuardedClassifier`` would be 10^4 per quantum and saturate every
+    softmax); never below 1e-6 of the threshold's size."""
+    floor = 1e-6 * max(abs(threshold), 1.0)
+    gap = threshold - float(np.median(clean))
+    if gap >= floor:
+        return gap
+    return max(float(np.std(clean)), floor)
+
+
 class Detector:
     """Flags inputs whose detector score exceeds a threshold fitted on clean data.
 
@@ -83,7 +96,7 @@ class Detector:
         self.batch_size = batch_size
         self.threshold: float | None = None
         self.fpr: float | None = None
-        self.score_scale: float = 1.0  # threshold minus clean median: the score's natural unit
+        self.score_scale: float = 1.0  # the score's natural unit (``natural_unit``), set by fit()
         self.clean_scores_: np.ndarray | None = None  # scores of the data given to fit()
         self.fit_fpr_: float | None = None  # share of the fitting data the threshold flags (<= fpr)
         self._score_fitted = not self.scorer.needs_fit
@@ -149,7 +162,7 @@ class Detector:
                           f"threshold score {self.threshold:.4g}, so it flags {self.fit_fpr_:.1%} of them instead "
                           f"of {fpr:.1%}; this score is too discrete for that operating point (compare detectors "
                           "by AUROC, or pick another score)", ThresholdTieWarning, stacklevel=2)
-        self.score_scale = max(self.threshold - float(np.median(clean)), 1e-6 * max(abs(self.threshold), 1.0))
+        self.score_scale = natural_unit(clean, self.threshold)
         return self
 
     def detect(self, x) -> tuple[dict, np.ndarray]:
