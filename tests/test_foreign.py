@@ -342,6 +342,46 @@ def test_a_blocked_score_is_attacked_through_a_gradient_estimated_from_its_value
     assert float(cos.mean()) > 0.3, cos  # the real score's own gradient: exactly 0
 
 
+def test_a_blocked_score_the_logits_explain_is_attacked_through_a_surrogate_fitted_to_it(model, mnist_small):
+    """Rounded confidence: a network on the logits fitted to its values (R^2 >= 0.9 held out) gives
+    the attacks a gradient close to the unrounded score's; a rounded random projection of the pixels,
+    which the logits cannot tell, falls back to the finite-difference estimate."""
+    from robustgen.detectors.fitted_surrogate import FittedSurrogate
+    from robustgen.evaluation.gradients import check_gradients, with_estimates
+
+    def smooth(x):
+        return 1.0 - model(x).softmax(dim=1).max(dim=1).values
+
+    def rounded(x):
+        return torch.round(smooth(x) / 0.01) * 0.01
+
+    w = torch.randn(784, generator=torch.Generator().manual_seed(0))
+
+    def projection(x):
+        return torch.round(x.flatten(1) @ w)
+
+    x_val, x = mnist_small[1][0][:300], mnist_small[1][0][300:340]
+    dets = {"rounded": Detector.from_function(model, rounded, "rounded").fit(x_val),
+            "projection": Detector.from_function(model, projection, "projection").fit(x_val)}
+    rows = check_gradients(dets, x_val)
+    attacked = with_estimates(dets, rows, x_val, [0.1, 0.2])
+    rows = {r["score"]: r for r in rows}
+    assert rows["rounded"]["surrogate"] == "fitted" and "surrogate fitted to the score's values" in rows["rounded"]["action"]
+    scorer = attacked["rounded"].scorer
+    assert isinstance(scorer, FittedSurrogate) and scorer.r2 >= 0.9
+    assert rows["projection"]["surrogate"] == "estimated" and "explained R^2" in rows["projection"]["action"]
+    x = x[((smooth(x) > 0.02) & (smooth(x) < 0.8)).detach()]
+    assert len(x) >= 5
+    xg = x.clone().requires_grad_(True)
+    value, _ = scorer.evaluate(model, xg)
+    (g,) = torch.autograd.grad(value.sum(), xg)
+    xs = x.clone().requires_grad_(True)
+    (g_true,) = torch.autograd.grad(smooth(xs).sum(), xs)
+    assert torch.equal(value.detach(), rounded(x).detach())  # the value is the real score's
+    cos = F.cosine_similarity(g.flatten(1), g_true.flatten(1))
+    assert float(cos.mean()) > 0.5, cos
+
+
 class _Killed(BaseException):  # not an Exception: nothing on the way may catch it, as with SIGKILL
     pass
 

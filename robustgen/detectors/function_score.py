@@ -71,4 +71,4 @@ class FunctionScore(Score):
             return real, logits
         # BPDA: the value of the real score, the gradient of the surrogate
         sur = _call(self.surrogate, x, f"{self.name} (surrogate)")
-        return sur + (real - sur).detach(), logits
+        return real + (sur - sur.detach()), logits  # exactly the real value (sur - sur is 0), the surrogate's gradient

@@ -52,7 +52,8 @@ def run_benchmark(model, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torc
     if on_stage:
         on_stage("checking each score's input gradient")
     result.gradients = check_gradients(detectors, x_val)
-    detectors = with_estimates(detectors, result.gradients)  # a blocked score: attacked through an estimate
+    # a blocked score: attacked through a fitted surrogate, else a finite-difference estimate
+    detectors = with_estimates(detectors, result.gradients, x_val, eps_list, seed=seed or 0)
     y = y_test.cpu().numpy()
     result.labels = y
     pred_clean, err_clean_pred, err_clean_true = predict_and_errors(model, x_test, y_test, batch_size)

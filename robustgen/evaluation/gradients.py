@@ -15,8 +15,8 @@ the attacks, not the detector, look weak. Each score is checked on a few clean v
 The check is of the real score. Where a surrogate is given (``surrogate=``, BPDA) or built in (the
 differentiable twin of pytorch-ood's Mahalanobis), the attacks follow the surrogate's gradient and
 success is judged by the real score; the report says which. A blocked score with no surrogate is
-attacked through a gradient estimated from its values (``with_estimates``), and by the gradient-free
-attacks.
+attacked through a surrogate fitted to its values where the classifier's logits explain it, else
+through a gradient estimated from its values (``with_estimates``), and by the gradient-free attacks.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ import torch
 
 from ..detectors.estimated_gradient import EstimatedGradient, K
 from ..detectors.estimated_gradient import H as STEP
+from ..detectors.fitted_surrogate import HOLD_OUT, R2_MIN, FittedSurrogate, fit_surrogate
 
 H = 1e-3  # finite-difference step, in pixel units
 ATOL = 1e-3  # directional derivatives (per unit step of every pixel) that differ by less agree
 SAMPLE = 8  # validation images checked per score
+N_CLEAN, N_ADV = 1000, 500  # validation images a fitted surrogate learns from, and those also attacked per eps
 
 
 def _real_scores(det, x: torch.Tensor) -> torch.Tensor:
@@ -96,14 +98,49 @@ def check_gradients(detectors: dict, x_val: torch.Tensor) -> list[dict]:
     return rows
 
 
-def with_estimates(detectors: dict, rows: list[dict]) -> dict:
+def _fit_data(det, x_val: torch.Tensor, eps_list, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, real scores) on up to N_CLEAN clean validation images and oblivious PGD-10 examples of
+    the first N_ADV of them at each eps: the region the attacks will search."""
+    from ..attacks import make_attack, run_attack
+
+    x = x_val[:N_CLEAN].detach().to(det.device, torch.float32)
+    with torch.no_grad():
+        y = det.model(x).argmax(dim=1)  # no labels needed: attack the predicted class
+    parts = [x] + [run_attack(make_attack("pgd", det.model, float(e), steps=10), x[:N_ADV], y[:N_ADV], seed=seed)
+                   for e in eps_list if float(e) > 0]
+    xs = torch.cat(parts)
+    with torch.no_grad():
+        logits = torch.cat([det.model(xs[i:i + 500]) for i in range(0, len(xs), 500)])
+        scores = torch.cat([_real_scores(det, xs[i:i + 500]) for i in range(0, len(xs), 500)])
+    return logits, scores
+
+
+def with_estimates(detectors: dict, rows: list[dict], x_val: torch.Tensor | None = None, eps_list=(),
+                   seed: int = 0) -> dict:
     """The detectors the attacks use: a blocked score with no surrogate (``check_gradients``' rows say
-    "estimated") gets a gradient estimated from its values (:mod:`..detectors.estimated_gradient`);
-    the others are themselves. The given detectors are not changed."""
+    "estimated") gets, given ``x_val``, a surrogate fitted to its values on the logits
+    (:mod:`..detectors.fitted_surrogate`) where that explains it (held-out R^2 >= 0.9), else a
+    gradient estimated from its values (:mod:`..detectors.estimated_gradient`); each such row's
+    ``surrogate`` and ``action`` are updated to say which. The others are themselves. The given
+    detectors are not changed."""
     out = dict(detectors)
     for row in rows:
-        if row["surrogate"] == "estimated":
-            det = copy.copy(detectors[row["score"]])
-            det.scorer = EstimatedGradient(det.scorer)
-            out[row["score"]] = det
+        if row["surrogate"] != "estimated":
+            continue
+        det = copy.copy(detectors[row["score"]])
+        r2 = None
+        if x_val is not None and len(x_val) >= 2 * HOLD_OUT:
+            net, r2 = fit_surrogate(*_fit_data(det, x_val, eps_list, seed), seed=seed)
+            if r2 >= R2_MIN:
+                det.scorer = FittedSurrogate(det.scorer, net, r2)
+                row["surrogate"] = "fitted"
+                row["action"] = (f"BLOCKED: attacked through a surrogate fitted to the score's values (a network on the "
+                                 f"classifier's logits, R^2 {r2:.3f} on held-out validation points and their PGD examples), "
+                                 "judged by the real score; a surrogate= attacks it more surely")
+                out[row["score"]] = det
+                continue
+        det.scorer = EstimatedGradient(det.scorer)
+        if r2 is not None:
+            row["action"] += f" (a surrogate fitted on the logits explained R^2 {r2:.3f} < {R2_MIN:g} of it)"
+        out[row["score"]] = det
     return out
