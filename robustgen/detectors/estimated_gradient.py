@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .scores import Score
+from .wrapped_score import WrappedScore
 
 K = 10  # logit directions (the largest logits)
 H = 0.1  # L2 length of the finite-difference step
@@ -76,42 +76,15 @@ class _Estimated(torch.autograd.Function):
         return grad_out.view(-1, *([1] * (x.dim() - 1))) * g, None, None, None
 
 
-class EstimatedGradient(Score):
+class EstimatedGradient(WrappedScore):
     """``inner``'s value with a gradient estimated from its values (for the attacks); ``surrogate``
     names it in reports. Everything else (fit, state, names) is the inner score's."""
 
     surrogate = "estimated"
 
-    def __init__(self, inner: Score):
-        self.inner = inner
-        self.name = inner.name
-        self.needs_fit, self.needs_autoencoder = inner.needs_fit, inner.needs_autoencoder
-        self.needs_decoder, self.needs_features = inner.needs_decoder, inner.needs_features
-
-    def _real(self, model, x):
-        if hasattr(self.inner, "evaluate_real"):
-            return self.inner.evaluate_real(model, x)
-        return self.inner.evaluate(model, x)
-
-    def evaluate_real(self, model, x):
-        return self._real(model, x)
-
     def evaluate(self, model, x):
         if not torch.is_grad_enabled() or not x.requires_grad:
-            return self._real(model, x)
-        value, logits = self._real(model, x)  # the logits keep their graph for the attack's classifier gradient
-        fn = lambda z: self._real(model, z)[0]  # noqa: E731 - the real score at a nearby point
+            return self.evaluate_real(model, x)
+        value, logits = self.evaluate_real(model, x)  # the logits keep their graph for the attack's classifier gradient
+        fn = lambda z: self.evaluate_real(model, z)[0]  # noqa: E731 - the real score at a nearby point
         return _Estimated.apply(x, value.detach(), fn, model), logits
-
-    def fit(self, model, x, batch_size: int = 500) -> None:
-        self.inner.fit(model, x, batch_size)
-
-    def state_dict(self) -> dict:
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.inner.load_state_dict(state)
-
-    def to(self, device):
-        self.inner = self.inner.to(device)
-        return self

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .scores import Score
+from .wrapped_score import WrappedScore
 
 R2_MIN = 0.9  # share of the score's held-out variance the fit must explain to be used
 HIDDEN, STEPS, LR = 64, 1500, 3e-3
@@ -70,22 +70,15 @@ def fit_surrogate(logits: torch.Tensor, scores: torch.Tensor, seed: int = 0) -> 
     return net, r2
 
 
-class FittedSurrogate(Score):
+class FittedSurrogate(WrappedScore):
     """``inner``'s value with the gradient of ``net`` (a fitted surrogate of it on the logits); ``r2``
     says how well it fits. Everything else (fit, state, names) is the inner score's."""
 
     surrogate = "fitted"
 
-    def __init__(self, inner: Score, net: SurrogateNet, r2: float):
-        self.inner, self.net, self.r2 = inner, net, r2
-        self.name = inner.name
-        self.needs_fit, self.needs_autoencoder = inner.needs_fit, inner.needs_autoencoder
-        self.needs_decoder, self.needs_features = inner.needs_decoder, inner.needs_features
-
-    def evaluate_real(self, model, x):
-        if hasattr(self.inner, "evaluate_real"):
-            return self.inner.evaluate_real(model, x)
-        return self.inner.evaluate(model, x)
+    def __init__(self, inner, net: SurrogateNet, r2: float):
+        super().__init__(inner)
+        self.net, self.r2 = net, r2
 
     def evaluate(self, model, x):
         value, logits = self.evaluate_real(model, x)
@@ -94,15 +87,6 @@ class FittedSurrogate(Score):
         sur = self.net(logits)
         return value.to(sur.dtype) + (sur - sur.detach()), logits  # exactly the real value; the surrogate's gradient
 
-    def fit(self, model, x, batch_size: int = 500) -> None:
-        self.inner.fit(model, x, batch_size)
-
-    def state_dict(self) -> dict:
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.inner.load_state_dict(state)
-
     def to(self, device):
-        self.inner, self.net = self.inner.to(device), self.net.to(device)
-        return self
+        self.net = self.net.to(device)
+        return super().to(device)
