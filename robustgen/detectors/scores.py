@@ -196,9 +196,13 @@ class Joint(Posterior):
         self.centre: list[float] | None = None  # clean medians of (log_wrong, log err_pred)
         self.spread: list[float] | None = None
 
+    def _stack(self, logits, pred_err, errs) -> torch.Tensor:
+        """(N, 2) terms (log_wrong, log err_pred) from ``onehot_errors``' outputs."""
+        return torch.stack([self.log_wrong(logits, errs), pred_err.clamp_min(1e-12).log()], dim=1)
+
     def _terms(self, model, x) -> tuple[torch.Tensor, torch.Tensor]:
         logits, pred_err, errs = onehot_errors(model, x)
-        return torch.stack([self.log_wrong(logits, errs), pred_err.clamp_min(1e-12).log()], dim=1), logits
+        return self._stack(logits, pred_err, errs), logits
 
     @torch.no_grad()
     def fit(self, model, x, batch_size=500):
@@ -206,7 +210,7 @@ class Joint(Posterior):
         parts = [onehot_errors(model, x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
         logits, pred_err, errs = (torch.cat([p[k] for p in parts]) for k in range(3))
         self.sigma2 = float((pred_err ** 2).mean())
-        terms = torch.stack([self.log_wrong(logits, errs), pred_err.clamp_min(1e-12).log()], dim=1).double()
+        terms = self._stack(logits, pred_err, errs).double()
         median = terms.median(dim=0).values
         self.centre = median.tolist()
         self.spread = (terms.quantile(0.95, dim=0) - median).clamp_min(1e-6).tolist()

@@ -35,11 +35,16 @@ SAMPLE = 8  # validation images checked per score
 N_CLEAN, N_ADV = 1000, 500  # validation images a fitted surrogate learns from, and those also attacked per eps
 
 
-def _real_scores(det, x: torch.Tensor) -> torch.Tensor:
+def _real(det, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the real score, the logits) of x: never a surrogate."""
     scorer = det.scorer
     if hasattr(scorer, "evaluate_real"):
-        return scorer.evaluate_real(det.model, x)[0]
-    return scorer.evaluate(det.model, x)[0]
+        return scorer.evaluate_real(det.model, x)
+    return scorer.evaluate(det.model, x)
+
+
+def _real_scores(det, x: torch.Tensor) -> torch.Tensor:
+    return _real(det, x)[0]
 
 
 def gradient_status(det, x: torch.Tensor, seed: int = 0) -> tuple[str, str]:
@@ -109,10 +114,9 @@ def _fit_data(det, x_val: torch.Tensor, eps_list, seed: int) -> tuple[torch.Tens
     parts = [x] + [run_attack(make_attack("pgd", det.model, float(e), steps=10), x[:N_ADV], y[:N_ADV], seed=seed)
                    for e in eps_list if float(e) > 0]
     xs = torch.cat(parts)
-    with torch.no_grad():
-        logits = torch.cat([det.model(xs[i:i + 500]) for i in range(0, len(xs), 500)])
-        scores = torch.cat([_real_scores(det, xs[i:i + 500]) for i in range(0, len(xs), 500)])
-    return logits, scores
+    with torch.no_grad():  # one pass: each score comes with the logits it read
+        pairs = [_real(det, xs[i:i + det.batch_size]) for i in range(0, len(xs), det.batch_size)]
+    return torch.cat([lg for _, lg in pairs]), torch.cat([s for s, _ in pairs])
 
 
 def with_estimates(detectors: dict, rows: list[dict], x_val: torch.Tensor | None = None, eps_list=(),

@@ -8,8 +8,8 @@ Three recipes (``[adversary] method``):
   accuracy"): cross-entropy on clean inputs + beta * KL(f(x) || f(x_adv)), with x_adv found by
   maximising that KL.
 - ``nfgsm`` (de Jorge et al. 2022, "Make some noise: reliable and efficient single-step adversarial
-  training"): ``pgd``'s loss on one signed step of eps from a start of uniform noise of 2 eps, not
-  projected back to the ball: one gradient per batch.
+  training"): ``pgd``'s loss on one signed step of eps from a start of uniform noise of
+  ``nfgsm_noise`` (default 2) eps, not projected back to the ball: one gradient per batch.
 
 In all the decoder is trained on the clean input and on the attacked one; from the attacked input
 it rebuilds ``recon_target``: the clean image (so the reconstruction error of an attacked input
