@@ -90,6 +90,15 @@ def _last_metrics(run_dir: Path) -> dict:
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
 
 
+def _resume_notes(run_dir: Path) -> list[str]:
+    """The run's resumes as ``config.toml`` records them (``# resumed after epoch N on DATE: what changed``):
+    a run resumed with ``--epochs`` was trained on another schedule than its preset's."""
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        return []
+    return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("# resumed after epoch")]
+
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -141,6 +150,7 @@ def export(run: str | os.PathLike, name: str, out_dir: str | os.PathLike, dtype:
             "normalisation": {"mean": list(model.spec.mean), "std": list(model.spec.std)},
             "config": ckpt["config"], "dataset": ckpt["dataset"], "epoch": ckpt["epoch"],
             "trained_with": f"robustgen train --config {ckpt['config']['name']}",
+            "resumed": _resume_notes(Path(ckpt["path"]).parent),
             "training_metrics": _last_metrics(Path(ckpt["path"]).parent),
             "test": test,
         }

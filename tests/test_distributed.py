@@ -1,6 +1,7 @@
 """torchrun scale-out on the CPU (gloo, 2 processes): a sharded attack report is identical to the
 single-process one, and DDP training gives the single-process weights. Each test launches real
-``python -m torch.distributed.run`` processes (a few seconds each)."""
+``python -m torch.distributed.run`` processes (a few seconds each); the single-process reference runs
+in this process on one thread, as each torchrun worker does (OMP_NUM_THREADS=1)."""
 
 import csv
 import os
@@ -17,9 +18,20 @@ from robustgen.distributed import batch_seed, gather_batches, my_batches, world
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # same arithmetic in 1 and 2 processes
 
 
-def _run(args: list[str], procs: int, cwd: Path) -> None:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}"] \
-        if procs > 1 else [sys.executable]
+def _run(args: list[str], procs: int, cwd: Path, monkeypatch) -> None:
+    if procs == 1:  # in this process, on one thread like each worker: the same arithmetic, without a start-up
+        from robustgen.cli import main
+
+        threads = torch.get_num_threads()
+        monkeypatch.chdir(cwd)
+        monkeypatch.syspath_prepend(str(cwd))
+        torch.set_num_threads(1)
+        try:
+            assert main(args) == 0
+        finally:
+            torch.set_num_threads(threads)
+        return
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}"]
     done = subprocess.run([*launcher, "-m", "robustgen", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -79,14 +91,14 @@ def build():
                                     "--sanity-n", "0", "--eps", "0.3"],
                                    ["--model", "plainnet:build", "--dataset", "mnist", "--score", "confidence,energy"]],
                          ids=["native-full", "foreign-cascade"])
-def test_sharded_attack_report_equals_the_single_process_one(tmp_path, model):
+def test_sharded_attack_report_equals_the_single_process_one(tmp_path, model, monkeypatch):
     (tmp_path / "plainnet.py").write_text(PLAIN)
     eps = [] if "--eps" in model else ["--eps", "0.1,0.3"]
     args = ["attack", *model, *eps, "--n-val", "300", "--method", "pgd,adaptive-pgd", "-n", "40",
             "--batch-size", "16", "--steps", "3", "--step-size", "0.1", "--search-steps", "2", "--quiet",
             *([] if "--sanity-n" in model else ["--sanity-n", "10"])]
-    _run([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
-    _run([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
+    _run([*args, "--out", str(tmp_path / "one")], 1, tmp_path, monkeypatch)
+    _run([*args, "--out", str(tmp_path / "two")], 2, tmp_path, monkeypatch)
     for name in ("detection.csv", "per_input.csv", "worst_case.csv", "misclassification.csv", "sanity.csv"):
         one = _rows(tmp_path / "one" / name, drop=("attack_seconds",))
         two = _rows(tmp_path / "two" / name, drop=("attack_seconds",))
@@ -98,11 +110,11 @@ def test_sharded_attack_report_equals_the_single_process_one(tmp_path, model):
         assert any(int(r["inputs_attacked"]) < 40 for r in _rows(tmp_path / "one" / "detection.csv"))
 
 
-def test_ddp_training_matches_single_process_training(tmp_path):
+def test_ddp_training_matches_single_process_training(tmp_path, monkeypatch):
     args = ["train", "--config", "smoke", "--epochs", "1", "--set", "data.limit_train=1024", "--set", "train.noise_std=0",
             "--set", "data.val_size=500", "--quiet"]
-    _run([*args, "--runs-dir", str(tmp_path / "one")], 1, tmp_path)
-    _run([*args, "--runs-dir", str(tmp_path / "two")], 2, tmp_path)
+    _run([*args, "--runs-dir", str(tmp_path / "one")], 1, tmp_path, monkeypatch)
+    _run([*args, "--runs-dir", str(tmp_path / "two")], 2, tmp_path, monkeypatch)
     (one,), (two,) = (tmp_path / "one").iterdir(), (tmp_path / "two").iterdir()
     a, b = robustgen.load_checkpoint(one), robustgen.load_checkpoint(two)
     torch.manual_seed(0)
@@ -118,11 +130,13 @@ def test_ddp_training_matches_single_process_training(tmp_path):
     assert ce_two == pytest.approx(ce_one, rel=1e-4)
 
 
-def test_batch_size_not_divisible_by_processes_is_refused(tmp_path):
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    done = subprocess.run([*launcher, "-m", "robustgen", "train", "--config", "smoke", "--epochs", "1", "--batch-size", "127",
-                           "--runs-dir", str(tmp_path / "runs"), "--quiet"], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode != 0
-    assert "must be divisible by the number of processes" in done.stderr
+def test_batch_size_not_divisible_by_processes_is_refused(tmp_path, monkeypatch, capsys):
+    from robustgen.cli import main
+    from robustgen.training import train
+
+    monkeypatch.setattr(train, "world", lambda: (0, 2))  # rank 0 of two processes, as under torchrun
+    code = main(["train", "--config", "smoke", "--epochs", "1", "--batch-size", "127",
+                 "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code != 0
+    assert "must be divisible by the number of processes" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # refused before any run folder was made

@@ -54,8 +54,10 @@ def test_export_round_trip_and_no_overwrite(trained_model, tmp_path):
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoint.pt", model=trained_model, epoch=8, config=cfg.to_dict(),
                     dataset={"name": "mnist", "num_classes": 10, "class_names": [str(i) for i in range(10)]})
+    (run / "config.toml").write_text('name = "smoke"\n# resumed after epoch 6 on 2026-12-06T17:42:11+0000: epochs = 8\n')
     manifest = export(run, "tiny", tmp_path / "out")
     record = json.loads(manifest.read_text())
+    assert record["resumed"] == ["resumed after epoch 6 on 2026-12-06T17:42:11+0000: epochs = 8"]  # another schedule
     loaded = load_pretrained("tiny", folder=tmp_path / "out")
     for (k, a), b in zip(trained_model.state_dict().items(), loaded.state_dict().values()):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), k  # float16 weights
