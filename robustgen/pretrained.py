@@ -81,6 +81,26 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
     return model.to(device).eval()
 
 
+def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
+    """One shipped model in a line, from its manifest (the weights are not loaded): dataset, encoder,
+    training recipe, epochs, clean test accuracy (or an autoencoder's reconstruction error) and the
+    first 12 hex digits of its weights' SHA-256."""
+    m = read_manifest(name, folder)
+    cfg, spec, test = m.get("config", {}), m.get("model_spec", {}), m.get("test", {})
+    adv = cfg.get("adversary", {})
+    if spec.get("label_free"):
+        training = "autoencoder (no labels)"
+    elif adv.get("method", "none") == "none":
+        training = "clean"
+    else:
+        training = f"{adv['method']} eps {adv['eps']:g}, {adv['steps']} steps" + (
+            f", beta {adv['beta']:g}" if adv["method"] == "trades" else "")
+    return {"name": m["name"], "dataset": m.get("dataset", {}).get("name"), "encoder": spec.get("encoder", "paper"),
+            "training": training, "epochs": m.get("epoch"), "clean_accuracy": test.get("accuracy"),
+            "recon_error": test.get("recon"), "test_n": test.get("n"), "resumed": len(m.get("resumed", [])),
+            "sha256": m["sha256"][:12]}
+
+
 def _last_metrics(run_dir: Path) -> dict:
     path = run_dir / "metrics.csv"
     if not path.is_file():

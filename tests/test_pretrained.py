@@ -119,3 +119,18 @@ def test_export_of_an_autoencoder_records_reconstruction_error(tmp_path):
     x, y = robustgen.load_dataset("mnist", "test", limit=1000)
     with torch.no_grad():
         assert evaluate(loaded, x, y)["recon_pred_softmax"] == pytest.approx(record["test"]["recon_first_1000"], rel=1e-6)
+
+
+def test_the_models_command_lists_every_shipped_model_from_its_manifest(capsys):
+    from robustgen.cli import main
+
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(rows) == set(list_pretrained())
+    assert rows["robust-mnist"]["clean_accuracy"] == read_manifest("robust-mnist")["test"]["accuracy"]
+    assert rows["robust-mnist"]["training"] == "pgd eps 0.3, 5 steps" and rows["fast-mnist"]["training"] == "clean"
+    assert rows["mnist-ae"]["clean_accuracy"] is None and rows["mnist-ae"]["training"].startswith("autoencoder")
+    assert rows["robust-fashion"]["dataset"] == "fashion-mnist"
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "| robust-mnist | mnist | paper | pgd eps 0.3, 5 steps | 22 | 99.34 % |" in out

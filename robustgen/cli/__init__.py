@@ -10,10 +10,10 @@ from ..checkpoint import CheckpointError
 from ..data import DataError
 from ..runs import RunError
 from ..training.config import ConfigError
-from . import attack, compare, detect, eval, export, reproduce, train
+from . import attack, compare, detect, eval, export, models, reproduce, train
 
 EXIT_USAGE = 2
-COMMANDS = {m.__name__.rsplit(".", 1)[1]: m for m in (train, eval, attack, detect, compare, export, reproduce)}
+COMMANDS = {m.__name__.rsplit(".", 1)[1]: m for m in (train, eval, attack, detect, compare, export, models, reproduce)}
 
 
 def build_parser() -> argparse.ArgumentParser:
