@@ -92,6 +92,8 @@ def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
         training = "autoencoder (no labels)"
     elif adv.get("method", "none") == "none":
         training = "clean"
+    elif adv["method"] == "nfgsm":  # one step from uniform noise: no step count
+        training = f"nfgsm eps {adv['eps']:g}, noise {adv.get('nfgsm_noise', 2.0):g} eps"
     else:
         training = f"{adv['method']} eps {adv['eps']:g}, {adv['steps']} steps" + (
             f", beta {adv['beta']:g}" if adv["method"] == "trades" else "")

@@ -134,3 +134,14 @@ def test_the_models_command_lists_every_shipped_model_from_its_manifest(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "| robust-mnist | mnist | paper | pgd eps 0.3, 5 steps | 22 | 99.34 % |" in out
+
+
+@pytest.mark.parametrize("adversary, words", [({"method": "trades", "steps": 10, "beta": 6.0}, "trades eps 0.3, 10 steps, beta 6"),
+                                              ({"method": "nfgsm", "nfgsm_noise": 1.0}, "nfgsm eps 0.3, noise 1 eps")])
+def test_describe_names_each_training_recipe(tmp_path, adversary, words):
+    from robustgen.pretrained import describe
+
+    manifest = read_manifest("robust-mnist")
+    manifest["config"]["adversary"].update(adversary)
+    (tmp_path / "robust-mnist.json").write_text(json.dumps(manifest))
+    assert describe("robust-mnist", tmp_path)["training"] == words
