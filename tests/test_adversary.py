@@ -77,9 +77,10 @@ def test_adversarial_loss_differs_from_the_clean_loss(trained_model, mnist_small
 
 
 def test_adversarial_training_beats_clean_training_under_pgd(trained_model, mnist_small):
-    """4 epochs of PGD-3 training on 4,000 images against the clean 8-epoch model of conftest."""
+    """2 epochs of PGD-3 training on 4,000 images against the clean 8-epoch model of conftest
+    (PGD-10 at eps 0.2 on 300 validation images: 42 % against 2 %)."""
     torch.manual_seed(0)
-    cfg = tiny_config(epochs=4, lr=2e-3)
+    cfg = tiny_config(epochs=2, lr=2e-3)
     cfg.adversary = AdversaryConfig(method="pgd", eps=0.3, steps=3, ramp_epochs=1)
     model = build_model(cfg, 10)
     fit(model, torch.optim.Adam(model.parameters(), lr=2e-3), cfg, *mnist_small)
