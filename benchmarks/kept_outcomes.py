@@ -43,13 +43,16 @@ def main() -> None:
         model = robustgen.load_model(args.checkpoint)
     dataset = model.meta["dataset"]["name"]
     det = robustgen.make_detector(model, args.score).fit(robustgen.load_dataset(dataset, "val")[0], fpr=args.fpr)
-    rows, worst = [], None
+    rows, worst, y = [], None, None
     for path in files:
         record = safe_load(path)  # SHA-256 checked, as --resume reads it
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             raise SystemExit(f"{path} is not a kept outcome")
         pred, score = record["pred"].numpy(), record["scores"][args.score].numpy()
-        y = robustgen.load_dataset(dataset, "test", limit=len(pred))[1].numpy()
+        if y is None:  # one run: every outcome is of the same first N test images
+            y = robustgen.load_dataset(dataset, "test", limit=len(pred))[1].numpy()
+        if len(pred) != len(y):
+            raise SystemExit(f"{path} holds {len(pred)} inputs, the others {len(y)}: not one run's outcomes")
         broken = (pred != y) & (score <= det.threshold)
         worst = broken if worst is None else worst | broken
         rows.append({"outcome": path.stem, "n": len(pred), "robust_acc": float((pred == y).mean()),

@@ -6,6 +6,14 @@ from __future__ import annotations
 from .scores import Score
 
 
+def evaluate_real(scorer: Score, model, x):
+    """(the real score, the logits) of x from ``scorer``: its ``evaluate_real`` where it has one (a
+    score carrying a surrogate or a stand-in gradient), else its ``evaluate``; never a surrogate."""
+    if hasattr(scorer, "evaluate_real"):
+        return scorer.evaluate_real(model, x)
+    return scorer.evaluate(model, x)
+
+
 class WrappedScore(Score):
     """``inner``'s value, names, fitting and state; subclasses supply ``evaluate``'s gradient."""
 
@@ -19,9 +27,7 @@ class WrappedScore(Score):
 
     def evaluate_real(self, model, x):
         """The real score and the logits (what success is judged by)."""
-        if hasattr(self.inner, "evaluate_real"):
-            return self.inner.evaluate_real(model, x)
-        return self.inner.evaluate(model, x)
+        return evaluate_real(self.inner, model, x)
 
     def fit(self, model, x, batch_size: int = 500) -> None:
         self.inner.fit(model, x, batch_size)

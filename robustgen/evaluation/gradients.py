@@ -28,6 +28,7 @@ import torch
 from ..detectors.estimated_gradient import EstimatedGradient, K
 from ..detectors.estimated_gradient import H as STEP
 from ..detectors.fitted_surrogate import HOLD_OUT, R2_MIN, FittedSurrogate, fit_surrogate
+from ..detectors.wrapped_score import evaluate_real
 
 H = 1e-3  # finite-difference step, in pixel units
 ATOL = 1e-3  # directional derivatives (per unit step of every pixel) that differ by less agree
@@ -37,10 +38,7 @@ N_CLEAN, N_ADV = 1000, 500  # validation images a fitted surrogate learns from, 
 
 def _real(det, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(the real score, the logits) of x: never a surrogate."""
-    scorer = det.scorer
-    if hasattr(scorer, "evaluate_real"):
-        return scorer.evaluate_real(det.model, x)
-    return scorer.evaluate(det.model, x)
+    return evaluate_real(det.scorer, det.model, x)
 
 
 def _real_scores(det, x: torch.Tensor) -> torch.Tensor:
