@@ -9,10 +9,13 @@ from robustgen.attacks import make_attack, run_attack
 from robustgen.evaluation.metrics import auroc
 
 
-def test_import_robustgen_does_not_import_art():
-    code = "import sys, robustgen, robustgen.cli; print('art' in sys.modules)"
+def test_import_robustgen_does_not_import_art_or_the_heavy_libraries():
+    """ART is optional; scikit-learn, scipy, pandas, matplotlib and torchattacks are imported where a
+    command uses them (scikit-learn alone added 1.7 s to every `robustgen` start-up)."""
+    libs = ["art", "sklearn", "scipy", "pandas", "matplotlib", "torchattacks"]
+    code = f"import sys, robustgen, robustgen.cli; print([m for m in {libs} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "[]"
 
 
 def test_art_pgd_through_the_adapter_is_scored_like_robustgen_pgd():
@@ -22,25 +25,25 @@ def test_art_pgd_through_the_adapter_is_scored_like_robustgen_pgd():
 
     model = load_model("fast-mnist")
     x_val, _ = load_dataset("mnist", "val", limit=2000)
-    x, y = load_dataset("mnist", "test", limit=500)
+    x, y = load_dataset("mnist", "test", limit=250)
     art_det = ARTDetector(ReconstructionDetector(model, "recon"))
     art_det.fit(x_val.numpy(), nb_epochs=1)
     assert art_det.detector.threshold is not None and art_det.get_params() == {"fpr": 0.05}
     classifier = to_art_classifier(model)
     assert classifier.nb_classes == 10 and classifier.clip_values is not None
-    attack = ProjectedGradientDescent(classifier, norm=np.inf, eps=0.1, eps_step=0.01, max_iter=40,
+    attack = ProjectedGradientDescent(classifier, norm=np.inf, eps=0.1, eps_step=0.01, max_iter=20,
                                       num_random_init=1, batch_size=500, verbose=False)
     np.random.seed(0)
     x_art = attack.generate(x.numpy(), y=y.numpy())
     assert np.abs(x_art - x.numpy()).max() <= 0.1 + 1e-6
     torch.manual_seed(0)
-    x_ours = run_attack(make_attack("pgd", model, 0.1), x, y)
+    x_ours = run_attack(make_attack("pgd", model, 0.1, steps=20), x, y)
     det = art_det.detector
     clean = det.score(x)
     a_art, a_ours = auroc(clean, det.score(x_art)), auroc(clean, det.score(x_ours))
     assert abs(a_art - a_ours) <= 0.02, (a_art, a_ours)
     report, flagged = art_det.detect(x_art)
-    assert flagged.dtype == bool and flagged.shape == (500,)
+    assert flagged.dtype == bool and flagged.shape == (250,)
     assert np.array_equal(flagged, report["scores"] > report["threshold"])
 
 

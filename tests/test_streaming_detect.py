@@ -131,7 +131,7 @@ def test_a_truncated_gzip_idx_file_is_named_and_skipped_whole(tmp_path, det, ima
 
 
 def test_detect_killed_with_sigkill_and_resumed_equals_an_uninterrupted_run(tmp_path, det):
-    x = (torch.rand(24000, 28, 28, generator=torch.Generator().manual_seed(1)) * 255).round().to(torch.uint8).numpy()
+    x = (torch.rand(12000, 28, 28, generator=torch.Generator().manual_seed(1)) * 255).round().to(torch.uint8).numpy()
     np.save(tmp_path / "x.npy", x)
     det.save(tmp_path / "det.pt")
     base = [sys.executable, "-m", "robustgen", "detect", "--detector", str(tmp_path / "det.pt"), "--input",
@@ -148,9 +148,9 @@ def test_detect_killed_with_sigkill_and_resumed_equals_an_uninterrupted_run(tmp_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     cut = len(pd.read_csv(tmp_path / "cut.csv"))
-    assert 0 < cut < 24000
+    assert 0 < cut < 12000
     assert subprocess.run(base + [str(tmp_path / "cut.csv"), "--resume"], env=env, capture_output=True).returncode == 0
     assert main(base[3:] + [str(tmp_path / "full.csv")]) == 0
     assert (tmp_path / "cut.csv").read_text() == (tmp_path / "full.csv").read_text()
     table = pd.read_csv(tmp_path / "cut.csv")
-    assert table["index"].tolist() == list(range(24000))
+    assert table["index"].tolist() == list(range(12000))
