@@ -76,8 +76,9 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
         raise CheckpointError(f"the weights of pretrained model {name!r} ({weights}) are corrupt: SHA-256 {digest} "
                               f"does not match the recorded {manifest['sha256']}; reinstall robustgen")
     model = load_pretrained_weights(manifest["model_spec"], weights)
+    where = f"pretrained:{name}" if folder is None else str(root / f"{name}.json")  # a report names the file it read
     model.meta = {"dataset": manifest["dataset"], "config": manifest["config"], "epoch": manifest["epoch"],
-                  "path": f"pretrained:{name}", "pretrained": name, "manifest": manifest}
+                  "path": where, "pretrained": name, "manifest": manifest}
     return model.to(device).eval()
 
 
@@ -196,10 +197,26 @@ def load_pretrained_weights(spec: dict, weights: Path) -> StyleMemoryNet:
     return model_from_checkpoint({"model_spec": spec, "model_state": state, "path": str(weights)})
 
 
+def exported_name(path: Path) -> str | None:
+    """The model name when ``path`` is an exported model (``robustgen export``'s ``NAME.json`` manifest, or
+    the ``NAME.pt`` weights beside it), else None: such a file loads like a shipped model, SHA-256 checked."""
+    manifest = path.with_suffix(".json")
+    if path.suffix not in (".json", ".pt") or not manifest.is_file():
+        return None
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        return None
+    return path.stem if path.suffix == ".json" or record.get("weights") == path.name else None
+
+
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleMemoryNet:
     """Rebuild a trained :class:`StyleMemoryNet` (eval mode) from a shipped model's name
-    (``"fast-mnist"``, ``"robust-mnist"``; see ``robustgen.pretrained``), a run folder or a
-    checkpoint file. An existing path wins over a shipped name.
+    (``"fast-mnist"``, ``"robust-mnist"``; see ``robustgen.pretrained``), a run folder, a
+    checkpoint file, or a model exported anywhere (its ``NAME.json`` manifest or ``NAME.pt`` weights).
+    An existing path wins over a shipped name.
 
     ``model.meta`` holds the dataset record (name, class names), the training config and epoch.
     """
@@ -212,4 +229,6 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
             return load_pretrained(name, device)
         raise CheckpointError(f"{name_or_path} is neither a shipped model ({', '.join(list_pretrained()) or 'none'}) "
                               "nor a run folder or checkpoint file")
+    if p.is_file() and (name := exported_name(p)) is not None:
+        return load_pretrained(name, device, folder=p.parent)
     return model_from_checkpoint(load_checkpoint(p), device)

@@ -66,6 +66,16 @@ def test_export_round_trip_and_no_overwrite(trained_model, tmp_path):
         assert evaluate(loaded, x, y)["accuracy"] == record["test"]["accuracy_first_1000"]
     with pytest.raises(FileExistsError):
         export(run, "tiny", tmp_path / "out")
+    # loaded from where it was exported, by its manifest or its weights (SHA-256 checked), and named by that file
+    for path in (tmp_path / "out" / "tiny.json", tmp_path / "out" / "tiny.pt"):
+        again = robustgen.load_model(path)
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), again.state_dict().values()))
+        assert again.meta["path"] == str(tmp_path / "out" / "tiny.json") and again.meta["pretrained"] == "tiny"
+    data = bytearray((tmp_path / "out" / "tiny.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "out" / "tiny.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt: SHA-256"):
+        robustgen.load_model(tmp_path / "out" / "tiny.pt")
 
 
 def test_the_shipped_fashion_model_loads_with_its_shape_and_normalisation():
