@@ -40,6 +40,12 @@ def _probe(module: nn.Module, input_shape: tuple[int, int, int], device) -> int:
                               f"images it returned shape {tuple(out.shape)}")
     if not torch.isfinite(out).all():
         raise ClassifierError("the model returned NaN or infinite logits on two random images in [0, 1]")
+    if bool(((out >= 0) & (out <= 1)).all()) and torch.allclose(out.double().sum(1), torch.ones(2, dtype=torch.float64),
+                                                                 atol=1e-4):
+        # AutoAttack's check too: the cross-entropy of probabilities has vanishing gradients, so gradient attacks
+        # stall and the report would overstate robustness (log-probabilities are logits and pass)
+        raise ClassifierError("the model returns probabilities (each row in [0, 1], summing to 1), not logits: "
+                              "attacks would stall on them; return the logits (drop the final softmax) or their log")
     return int(out.shape[1])
 
 

@@ -70,6 +70,12 @@ def test_modules_that_are_not_classifiers_are_named(module, words):
         Classifier(module, (1, 28, 28))
 
 
+def test_probabilities_are_refused_and_log_probabilities_are_logits(cnn):
+    with pytest.raises(ClassifierError, match="returns probabilities"):
+        Classifier(nn.Sequential(cnn, nn.Softmax(dim=1)), (1, 28, 28))
+    assert Classifier(nn.Sequential(cnn, nn.LogSoftmax(dim=1)), (1, 28, 28)).num_classes == 10
+
+
 def test_nan_logits_a_class_count_mismatch_and_a_missing_layer_are_refused(cnn):
     class NaNNet(nn.Module):
         def forward(self, x):
@@ -188,6 +194,10 @@ def nan_net():
             return torch.full((x.shape[0], 10), float("nan"))
     return NaN()
 
+def softmax_net():
+    net = build()
+    return nn.Sequential(net, nn.Softmax(dim=1)).eval()
+
 def pixel_mass(model):
     return lambda x: x.flatten(1).sum(1)
 '''
@@ -224,6 +234,7 @@ def test_attack_and_detect_take_any_model_and_a_score_factory(user_code, capsys)
     (["--model", "userpkg10:broken", "--dataset", "mnist"], "userpkg10:broken raised RuntimeError: weights not found"),
     (["--model", "userpkg10:not_a_module", "--dataset", "mnist"], "must return a torch.nn.Module, it returned int"),
     (["--model", "userpkg10:nan_net", "--dataset", "mnist"], "NaN or infinite logits"),
+    (["--model", "userpkg10:softmax_net", "--dataset", "mnist"], "returns probabilities (each row in [0, 1], summing to 1)"),
     (["--model", "userpkg26:build", "--dataset", "mnist"], "returns 26 logits, but the data has 10 classes"),
     (["--model", "userpkg10:build"], "--model needs --dataset"),
     (["--model", "nosuchpkg:build", "--dataset", "mnist"], "cannot import 'nosuchpkg'"),
