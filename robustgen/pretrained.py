@@ -30,6 +30,12 @@ from .model import StyleMemoryNet
 
 FORMAT = "robustgen-pretrained"
 
+# The model to load first for each dataset: the shipped classifier that holds best under the strongest
+# attack that knows its detector (README "Results", docs/robustness.md). A new model takes the place
+# here only when it beats the current one on AutoAttack and on the per-input worst case; the old one
+# stays loadable by name.
+RECOMMENDED = {"mnist": "robust-mnist", "fashion-mnist": "robust-fashion"}
+
 
 def pretrained_dir():
     return resources.files("robustgen") / "pretrained"
@@ -84,8 +90,8 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
 
 def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
     """One shipped model in a line, from its manifest (the weights are not loaded): dataset, encoder,
-    training recipe, epochs, clean test accuracy (or an autoencoder's reconstruction error) and the
-    first 12 hex digits of its weights' SHA-256."""
+    training recipe, epochs, clean test accuracy (or an autoencoder's reconstruction error), whether it
+    is its dataset's recommended model, and the first 12 hex digits of its weights' SHA-256."""
     m = read_manifest(name, folder)
     cfg, spec, test = m.get("config", {}), m.get("model_spec", {}), m.get("test", {})
     adv = cfg.get("adversary", {})
@@ -98,7 +104,9 @@ def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
     else:
         training = f"{adv['method']} eps {adv['eps']:g}, {adv['steps']} steps" + (
             f", beta {adv['beta']:g}" if adv["method"] == "trades" else "")
-    return {"name": m["name"], "dataset": m.get("dataset", {}).get("name"), "encoder": spec.get("encoder", "paper"),
+    dataset = m.get("dataset", {}).get("name")
+    return {"name": m["name"], "dataset": dataset, "recommended": RECOMMENDED.get(dataset) == m["name"],
+            "encoder": spec.get("encoder", "paper"),
             "training": training, "epochs": m.get("epoch"), "clean_accuracy": test.get("accuracy"),
             "recon_error": test.get("recon"), "test_n": test.get("n"), "resumed": len(m.get("resumed", [])),
             "sha256": m["sha256"][:12]}

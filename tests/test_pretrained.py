@@ -143,7 +143,17 @@ def test_the_models_command_lists_every_shipped_model_from_its_manifest(capsys):
     assert rows["robust-fashion"]["dataset"] == "fashion-mnist"
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "| robust-mnist | mnist | paper | pgd eps 0.3, 5 steps | 22 | 99.34 % |" in out
+    assert "| robust-mnist (recommended) | mnist | paper | pgd eps 0.3, 5 steps | 22 | 99.34 % |" in out
+
+
+def test_each_dataset_recommends_one_shipped_classifier_of_its_own():
+    from robustgen.pretrained import RECOMMENDED, describe
+
+    for dataset, name in RECOMMENDED.items():
+        row = describe(name)
+        assert row["dataset"] == dataset and row["recommended"] and row["clean_accuracy"] is not None
+    recommended = [n for n in list_pretrained() if describe(n)["recommended"]]
+    assert sorted(recommended) == sorted(RECOMMENDED.values())  # fast-mnist, the autoencoders: not recommended
 
 
 @pytest.mark.parametrize("adversary, words", [({"method": "trades", "steps": 10, "beta": 6.0}, "trades eps 0.3, 10 steps, beta 6"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-HELP = "list the shipped models: dataset, encoder, training, clean test accuracy"
+HELP = "list the shipped models: dataset, encoder, training, clean test accuracy, the recommended one per dataset"
 
 
 def add_parser(sub) -> None:
@@ -21,8 +21,8 @@ def run(args) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
-    table = [{"model": r["name"], "dataset": r["dataset"], "encoder": r["encoder"], "training": r["training"],
-              "epochs": r["epochs"],
+    table = [{"model": r["name"] + (" (recommended)" if r["recommended"] else ""), "dataset": r["dataset"],
+              "encoder": r["encoder"], "training": r["training"], "epochs": r["epochs"],
               "clean test": f"{100 * r['clean_accuracy']:.2f} %" if r["clean_accuracy"] is not None
               else f"recon {r['recon_error']:.3f}",
               "sha256": r["sha256"]} for r in rows]
