@@ -41,8 +41,9 @@ def pretrained_dir():
     return resources.files("robustgen") / "pretrained"
 
 
-def list_pretrained() -> list[str]:
-    folder = pretrained_dir()
+def list_pretrained(folder: str | os.PathLike | None = None) -> list[str]:
+    """Names of the models shipped in the package, or exported into ``folder`` (``robustgen export``)."""
+    folder = Path(folder) if folder is not None else pretrained_dir()
     if not folder.is_dir():
         return []
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
@@ -105,7 +106,7 @@ def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
         training = f"{adv['method']} eps {adv['eps']:g}, {adv['steps']} steps" + (
             f", beta {adv['beta']:g}" if adv["method"] == "trades" else "")
     dataset = m.get("dataset", {}).get("name")
-    return {"name": m["name"], "dataset": dataset, "recommended": RECOMMENDED.get(dataset) == m["name"],
+    return {"name": m["name"], "dataset": dataset, "recommended": folder is None and RECOMMENDED.get(dataset) == m["name"],
             "encoder": spec.get("encoder", "paper"),
             "training": training, "epochs": m.get("epoch"), "clean_accuracy": test.get("accuracy"),
             "recon_error": test.get("recon"), "test_n": test.get("n"), "resumed": len(m.get("resumed", [])),

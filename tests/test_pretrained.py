@@ -49,7 +49,7 @@ def test_an_unknown_name_lists_the_shipped_ones():
         robustgen.load_model("no-such-model")
 
 
-def test_export_round_trip_and_no_overwrite(trained_model, tmp_path):
+def test_export_round_trip_and_no_overwrite(trained_model, tmp_path, capsys):
     cfg = robustgen.load_config("smoke")
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoint.pt", model=trained_model, epoch=8, config=cfg.to_dict(),
@@ -66,6 +66,14 @@ def test_export_round_trip_and_no_overwrite(trained_model, tmp_path):
         assert evaluate(loaded, x, y)["accuracy"] == record["test"]["accuracy_first_1000"]
     with pytest.raises(FileExistsError):
         export(run, "tiny", tmp_path / "out")
+    from robustgen.cli import main
+
+    (tmp_path / "out" / "notes.json").write_text("{}")  # not a manifest: not listed
+    assert main(["models", "--dir", str(tmp_path / "out"), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["name"], r["clean_accuracy"], r["recommended"]) for r in rows] == [("tiny", record["test"]["accuracy"], False)]
+    assert main(["models", "--dir", str(tmp_path / "nowhere")]) == 2
+    assert "--dir" in capsys.readouterr().err
     # loaded from where it was exported, by its manifest or its weights (SHA-256 checked), and named by that file
     for path in (tmp_path / "out" / "tiny.json", tmp_path / "out" / "tiny.pt"):
         again = robustgen.load_model(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 HELP = "list the shipped models: dataset, encoder, training, clean test accuracy, the recommended one per dataset"
 
@@ -10,13 +11,22 @@ HELP = "list the shipped models: dataset, encoder, training, clean test accuracy
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help=HELP, description=HELP + " (figures under attack: README, docs/robustness.md)")
     p.add_argument("--json", action="store_true", help="one JSON object per model instead of the table")
+    p.add_argument("--dir", metavar="DIR", help="list the models `robustgen export` wrote into DIR instead")
 
 
 def run(args) -> int:
-    from ..pretrained import describe, list_pretrained
+    from ..pretrained import describe, exported_name, list_pretrained
     from ..reports.tables import markdown_table
 
-    rows = [describe(name) for name in list_pretrained()]
+    if args.dir is not None and not Path(args.dir).is_dir():
+        raise ValueError(f"--dir {args.dir} is not a folder")
+    names = list_pretrained(args.dir)
+    if args.dir is not None:  # a user's folder may hold other JSON files: only export manifests name models
+        names = [n for n in names if exported_name(Path(args.dir) / f"{n}.json") is not None]
+    rows = [describe(name, args.dir) for name in names]
+    if not rows and not args.json:
+        print(f"no exported models (NAME.json beside NAME.pt) in {args.dir}" if args.dir else "no shipped models")
+        return 0
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -27,5 +37,6 @@ def run(args) -> int:
               else f"recon {r['recon_error']:.3f}",
               "sha256": r["sha256"]} for r in rows]
     print(markdown_table(table), end="")
-    print("\nload one with robustgen.load_model(NAME) or pass --checkpoint NAME; the weights' SHA-256 is checked on load")
+    how = f"{Path(args.dir) / 'NAME.json'}" if args.dir else "NAME"
+    print(f"\nload one with robustgen.load_model({how!r}) or pass --checkpoint {how}; the weights' SHA-256 is checked on load")
     return 0
