@@ -35,12 +35,9 @@ def main() -> None:
     files = sorted(folder.glob("*.pt"))
     if not files:
         raise SystemExit(f"{folder}: no kept outcomes")
-    if args.pretrained_dir:
-        from robustgen.pretrained import load_pretrained
-
-        model = load_pretrained(args.checkpoint, folder=args.pretrained_dir)
-    else:
-        model = robustgen.load_model(args.checkpoint)
+    # an exported model loads by its manifest's path, SHA-256 checked (robustgen.load_model)
+    model = robustgen.load_model(Path(args.pretrained_dir) / f"{args.checkpoint}.json" if args.pretrained_dir
+                                 else args.checkpoint)
     dataset = model.meta["dataset"]["name"]
     det = robustgen.make_detector(model, args.score).fit(robustgen.load_dataset(dataset, "val")[0], fpr=args.fpr)
     rows, worst, y = [], None, None

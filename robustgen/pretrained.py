@@ -209,14 +209,11 @@ def load_pretrained_weights(spec: dict, weights: Path) -> StyleMemoryNet:
 def exported_name(path: Path) -> str | None:
     """The model name when ``path`` is an exported model (``robustgen export``'s ``NAME.json`` manifest, or
     the ``NAME.pt`` weights beside it), else None: such a file loads like a shipped model, SHA-256 checked."""
-    manifest = path.with_suffix(".json")
-    if path.suffix not in (".json", ".pt") or not manifest.is_file():
+    if path.suffix not in (".json", ".pt") or not path.with_suffix(".json").is_file():
         return None
     try:
-        record = json.loads(manifest.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        record = read_manifest(path.stem, path.parent)  # readable, and a robustgen export manifest
+    except CheckpointError:
         return None
     return path.stem if path.suffix == ".json" or record.get("weights") == path.name else None
 
