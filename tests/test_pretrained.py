@@ -86,10 +86,12 @@ def test_export_round_trip_and_no_overwrite(trained_model, tmp_path, capsys):
         robustgen.load_model(tmp_path / "out" / "tiny.pt")
 
 
-def test_the_shipped_fashion_model_loads_with_its_shape_and_normalisation():
-    model = robustgen.load_model("robust-fashion")  # SHA-256 checked
-    manifest = read_manifest("robust-fashion")
+@pytest.mark.parametrize("name, encoder", [("robust-fashion", "paper"), ("robust-fashion-conv4", "conv4")])
+def test_the_shipped_fashion_models_load_with_their_shape_and_normalisation(name, encoder):
+    model = robustgen.load_model(name)  # SHA-256 checked
+    manifest = read_manifest(name)
     assert model.input_shape == (1, 28, 28) and model.meta["dataset"]["name"] == "fashion-mnist"
+    assert model.spec.encoder == encoder
     assert manifest["normalisation"]["mean"] == pytest.approx([float(model.pixel_mean.flatten()[0])], abs=1e-3)
     assert manifest["config"]["adversary"]["eps"] == 0.1
     try:  # the accuracy check needs the Fashion-MNIST files (Debian's package or a data folder)
@@ -106,9 +108,10 @@ def test_the_shipped_fashion_autoencoder_matches_the_fashion_model():
     ae = robustgen.load_model("fashion-ae")  # SHA-256 checked
     assert ae.label_free and ae.meta["dataset"]["name"] == "fashion-mnist"
     assert "accuracy" not in read_manifest("fashion-ae")["test"]
-    classifier = robustgen.load_model("robust-fashion")
-    assert check_autoencoder(ae, classifier) is ae
-    assert ae.spec.mean == classifier.spec.mean  # the same training split's statistics
+    for name in ("robust-fashion", "robust-fashion-conv4"):  # the magnet scores of either model use it
+        classifier = robustgen.load_model(name)
+        assert check_autoencoder(ae, classifier) is ae
+        assert ae.spec.mean == classifier.spec.mean  # the same training split's statistics
 
 
 def test_the_shipped_autoencoder_records_its_reconstruction_error_not_an_accuracy():
@@ -148,7 +151,9 @@ def test_the_models_command_lists_every_shipped_model_from_its_manifest(capsys):
     assert rows["robust-mnist"]["clean_accuracy"] == read_manifest("robust-mnist")["test"]["accuracy"]
     assert rows["robust-mnist"]["training"] == "pgd eps 0.3, 5 steps" and rows["fast-mnist"]["training"] == "clean"
     assert rows["mnist-ae"]["clean_accuracy"] is None and rows["mnist-ae"]["training"].startswith("autoencoder")
-    assert rows["robust-fashion"]["dataset"] == "fashion-mnist"
+    assert rows["robust-fashion"]["dataset"] == "fashion-mnist" and not rows["robust-fashion"]["recommended"]
+    assert rows["robust-fashion-conv4"]["recommended"]  # it replaced robust-fashion, which stays loadable
+    assert rows["robust-fashion-conv4"]["training"] == "trades eps 0.1, 10 steps, beta 6"
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "| robust-mnist (recommended) | mnist | paper | pgd eps 0.3, 5 steps | 22 | 99.34 % |" in out
