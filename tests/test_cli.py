@@ -126,7 +126,10 @@ def test_attack_rejects_bad_arguments(tmp_path, capsys):
     assert main(["attack", "--checkpoint", "robust-mnist", "--steps", "0"]) == 2
     assert "argument --steps: must be at least 1" in capsys.readouterr().err
     assert main(["attack", "--checkpoint", "no-such-model"]) == 2
-    assert "neither a shipped model (fashion-ae, fast-mnist, mnist-ae, robust-fashion, robust-mnist)" in capsys.readouterr().err
+    from robustgen.pretrained import list_pretrained
+
+    assert f"neither a shipped model ({', '.join(list_pretrained())})" in capsys.readouterr().err
+    assert "robust-fashion-conv4" in list_pretrained()
 
 
 def test_reproduce_writes_figures_and_report(smoke_runs, tmp_path, capsys):
