@@ -1,4 +1,5 @@
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from robustgen.data import load_dataset
 from robustgen.training.config import load_config
 from robustgen.training.train import build_model, fit
 
-torch.set_num_threads(2)
+# one thread a worker when pytest-xdist runs the suite in two processes (the README's command), two otherwise:
+# never more threads than the 2 cores
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
