@@ -11,8 +11,8 @@ from robustgen.data import load_dataset
 from robustgen.training.config import load_config
 from robustgen.training.train import build_model, fit
 
-# one thread a worker when pytest-xdist runs the suite in two processes (the README's command), two otherwise:
-# never more threads than the 2 cores
+# one torch thread a worker when pytest-xdist runs the suite (the README's command: a worker per core), so the
+# workers never ask for more threads than there are cores; two threads in a single process
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
