@@ -15,7 +15,7 @@ import torch
 import torchattacks
 
 from robustgen import GuardedClassifier, ReconstructionDetector, load_model, make_detector
-from robustgen.attacks import REGISTRY, make_attack, run_attack
+from robustgen.attacks import REGISTRY, make_attack, run_attack, unbounded_step_size
 from robustgen.attacks.base import Attack
 from robustgen.detectors.detector import Detector
 from robustgen.evaluation.benchmark import run_benchmark
@@ -120,6 +120,29 @@ def test_each_sanity_check_fails_on_an_attack_crippled_to_fail_it(trained_model,
     honest = run_benchmark(trained_model, xv, x, y, methods=["pgd"], eps_list=[0.1, 0.3], scores=["confidence"],
                            sanity_n=60, full=True)
     assert not [r for r in failed(honest.sanity) if r["check"] == check and "robust accuracy" in r["detail"]]
+
+
+def test_the_eps1_check_gives_a_fixed_step_attack_a_step_that_crosses_the_whole_range(trained_model, mnist_small,
+                                                                                     monkeypatch):
+    """40 steps of 0.01 reach 0.4 from the start: at eps 1.0 the check must give them 2.5 / 40
+    (Madry's rule), else it checks eps 0.4, not an unbounded attack. The run itself keeps its step."""
+    built = []
+
+    def build(model, eps, steps=None, step_size=None, **_):
+        built.append((eps, step_size))
+        alpha, n = step_size or 0.01, steps or 40
+        return Attack("step-recorder", eps, lambda x, y: _pgd(model, eps, n, x, y, step_size=alpha), False, n, model, "")
+
+    monkeypatch.setitem(REGISTRY, "step-recorder", (SimpleNamespace(build=build, DEFAULT_STEPS=40, DEFAULT_STEP_SIZE=0.01),
+                                                    False, "records its step"))
+    xv, x, y = mnist_small[1][0][:300], mnist_small[1][0][300:320], mnist_small[1][1][300:320]
+    result = run_benchmark(trained_model, xv, x, y, methods=["step-recorder"], eps_list=[0.3], scores=["confidence"],
+                           sanity_n=10, full=True)
+    assert (0.3, None) in built and (1.0, 2.5 / 40) in built, built
+    (row,) = [r for r in result.sanity if r["check"] == "eps-1"]
+    assert "step 0.0625" in row["detail"], row
+    assert unbounded_step_size("pgd", 10, None) == 0.25 and unbounded_step_size("pgd", 40, 0.1) == 0.1
+    assert unbounded_step_size("apgd") is None and unbounded_step_size("autoattack", 100) is None
 
 
 def test_the_black_box_check_fails_when_the_white_box_attack_is_crippled(trained_model, mnist_small, monkeypatch):

@@ -78,6 +78,18 @@ def default_budget(name: str) -> tuple[str, int]:
     return key, value
 
 
+def unbounded_step_size(name: str, steps: int | None = None, step_size: float | None = None) -> float | None:
+    """The step a fixed-step attack takes in the eps-1 sanity check: Madry et al.'s 2.5 * eps / steps
+    at eps 1.0, so that its steps can cross the whole [0, 1] range (40 steps of 0.01 reach only 0.4
+    from an attack's start), never smaller than the run's own. None for attacks that size their own
+    steps (APGD, AutoAttack) or take none (FGSM's one step of eps, Square)."""
+    module = _entry(name)[0]
+    default = getattr(module, "DEFAULT_STEP_SIZE", None)
+    if default is None:
+        return None
+    return max(step_size or default, 2.5 / (steps or module.DEFAULT_STEPS))
+
+
 def _entry(name: str):
     try:
         return REGISTRY[name]

@@ -7,7 +7,9 @@ masking, too few steps, a bug), and ``robustgen attack`` prints a warning.
    get better for the defender as eps grows.
 2. ``eps-1``: at eps 1.0 (the whole image may change) every iterative gradient attack reaches
    near-zero robust accuracy, re-run on the first ``sanity_n`` inputs (detector-aware attacks
-   untargeted, against the run's first score).
+   untargeted, against the run's first score) with a step that can cross the whole range (a
+   fixed-step attack takes 2.5 / steps, Madry et al.'s rule at eps 1, if the run's is smaller:
+   otherwise 40 steps of 0.01 check eps 0.4, not an unbounded attack).
 3. ``black-box-weaker``: the gradient-free ``square`` is not stronger than the best white-box attack
    at any eps (if it were, the gradients mislead the white-box attacks).
 4. ``double-steps``: at the largest eps, doubling each iterative attack's steps (queries for
@@ -26,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..attacks import GRADIENT_FREE, default_budget, is_adaptive
+from ..attacks import GRADIENT_FREE, default_budget, is_adaptive, unbounded_step_size
 from .outcomes import attack_outcome
 from .store import fetch
 from .worst_case import worst_case
@@ -149,11 +151,15 @@ def run_sanity_checks(result, model, detectors, x, y, *, methods, eps_list, batc
             continue
         target = first_score if is_adaptive(method) else None
         kw = {**attack_kwargs, **({"targets": "untargeted"} if is_adaptive(method) else {})}
-        pred = fetch(store, ("eps-1", method, 1.0, target, m), lambda: attack_outcome(
+        step = unbounded_step_size(method, kw.get("steps"), kw.get("step_size"))
+        if step is not None:
+            kw["step_size"] = step
+        pred = fetch(store, ("eps-1", method, 1.0, target, m, step), lambda: attack_outcome(
             model, detectors, method, 1.0, xs, ys, target=target, batch_size=batch_size, attack_kwargs=kw, seed=seed)).pred
         robust = float((correct & (pred == ys.numpy())).mean())
         who = method + (f" vs {target} (untargeted)" if target else "")
-        rows.append(_row("eps-1", robust <= EPS1_MAX_ROBUST, f"{who}: robust accuracy {robust:.4f} at eps 1.0 "
+        how = "" if step is None else f", step {step:g}"
+        rows.append(_row("eps-1", robust <= EPS1_MAX_ROBUST, f"{who}: robust accuracy {robust:.4f} at eps 1.0{how} "
                          f"on {m} inputs (must be <= {EPS1_MAX_ROBUST})"))
     eps = max(eps_list)
     for method in methods:
