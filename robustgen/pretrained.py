@@ -34,7 +34,7 @@ FORMAT = "robustgen-pretrained"
 # attack that knows its detector (README "Results", docs/robustness.md). A new model takes the place
 # here only when it beats the current one on AutoAttack and on the per-input worst case; the old one
 # stays loadable by name.
-RECOMMENDED = {"mnist": "robust-mnist", "fashion-mnist": "robust-fashion-conv4"}
+RECOMMENDED = {"mnist": "robust-mnist-conv4-pgd", "fashion-mnist": "robust-fashion-conv4"}
 
 
 def pretrained_dir():

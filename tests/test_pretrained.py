@@ -9,7 +9,7 @@ from robustgen.checkpoint import CheckpointError, save_checkpoint
 from robustgen.inference import evaluate
 from robustgen.pretrained import export, list_pretrained, load_pretrained, pretrained_dir, read_manifest
 
-SHIPPED = ["fast-mnist", "robust-mnist"]
+SHIPPED = ["fast-mnist", "robust-mnist", "robust-mnist-conv4-pgd"]
 
 
 def test_the_shipped_models_are_listed():
@@ -154,9 +154,11 @@ def test_the_models_command_lists_every_shipped_model_from_its_manifest(capsys):
     assert rows["robust-fashion"]["dataset"] == "fashion-mnist" and not rows["robust-fashion"]["recommended"]
     assert rows["robust-fashion-conv4"]["recommended"]  # it replaced robust-fashion, which stays loadable
     assert rows["robust-fashion-conv4"]["training"] == "trades eps 0.1, 10 steps, beta 6"
+    assert rows["robust-mnist-conv4-pgd"]["recommended"] and not rows["robust-mnist"]["recommended"]  # replaced, loadable
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "| robust-mnist (recommended) | mnist | paper | pgd eps 0.3, 5 steps | 22 | 99.34 % |" in out
+    assert "| robust-mnist-conv4-pgd (recommended) | mnist | conv4 | pgd eps 0.3, 10 steps | 18 | 99.42 % |" in out
+    assert "| robust-mnist | mnist | paper | pgd eps 0.3, 5 steps | 22 | 99.34 % |" in out
 
 
 def test_each_dataset_recommends_one_shipped_classifier_of_its_own():
