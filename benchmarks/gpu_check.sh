@@ -10,8 +10,8 @@
 #   1. pytest -m gpu (the CUDA-graph step == the eager step; never yet shown passing)
 #   2. the paper recipe (paper-mnist), timed: the goal is 60 s
 #   3. robust-mnist-conv4-pgd (the shipped MNIST model's recipe: Madry PGD-10 on conv4) at 40 epochs
-#      instead of 18 (its next lever: AutoAttack 92.5 %, the goal 93.0 %), exported (float16), AutoAttack at eps 0.3 on the first 1,000 test images of
-#      the exported weights
+#      instead of 18 (its next lever: AutoAttack 92.5 %, the goal 93.0 %), exported (float16),
+#      AutoAttack at eps 0.3 on the first 1,000 test images of the exported weights
 #   4. robust-fashion-conv4 (the shipped Fashion-MNIST model's recipe) at 40 epochs instead of 24, the
 #      same at eps 0.1 (its next lever: validation accuracy still rose as the rate annealed)
 # Training runs come back whole (optimizer state kept: `robustgen train --resume` continues a cut one
