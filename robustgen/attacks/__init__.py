@@ -83,11 +83,11 @@ def unbounded_step_size(name: str, steps: int | None = None, step_size: float | 
     at eps 1.0, so that its steps can cross the whole [0, 1] range (40 steps of 0.01 reach only 0.4
     from an attack's start), never smaller than the run's own. None for attacks that size their own
     steps (APGD, AutoAttack) or take none (FGSM's one step of eps, Square)."""
-    module = _entry(name)[0]
-    default = getattr(module, "DEFAULT_STEP_SIZE", None)
+    default = getattr(_entry(name)[0], "DEFAULT_STEP_SIZE", None)
     if default is None:
         return None
-    return max(step_size or default, 2.5 / (steps or module.DEFAULT_STEPS))
+    # training's inner PGD uses the same rule (training/adversary.py; the layers keep the two apart)
+    return max(step_size or default, 2.5 / (steps or default_budget(name)[1]))
 
 
 def _entry(name: str):
