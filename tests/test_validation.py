@@ -98,10 +98,17 @@ def test_detect_with_a_saved_detector_refuses_options_it_would_ignore(capsys, tm
         assert "cannot be used with --detector" in err and extra[0] in err
 
 
-@pytest.mark.parametrize("extra", [["--config", "fast-mnist"], ["--data-dir", "/tmp"], ["--download"]])
+@pytest.mark.parametrize("extra", [["--config", "fast-mnist"], ["--data-dir", "/tmp"], ["--download"],
+                                   ["--init", "fast-mnist"]])
 def test_resume_refuses_options_it_would_ignore(capsys, run, extra):
     err = _fails(capsys, ["train", "--resume", str(run), *extra])
     assert "cannot change a run being resumed" in err and extra[0] in err
+
+
+def test_train_init_that_is_no_model_is_one_line(capsys, tmp_path):
+    err = _fails(capsys, ["train", "--config", "smoke", "--init", str(tmp_path / "nothing"), "--runs-dir", str(tmp_path)])
+    assert err.startswith("robustgen train: error: train.init:") and "nothing" in err
+    assert not any(tmp_path.iterdir())
 
 
 def test_threshold_refuses_nan_scores():

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--runs-dir", help="where run folders are made (default: ./runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.noise_std=0.2 (repeatable)")
+    p.add_argument("--init", metavar="MODEL", help="fine-tune: start from these weights (a shipped model's name, "
+                   "a run folder, a checkpoint or an exported model) instead of a random initialisation")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run in its own folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -33,7 +35,7 @@ def run(args) -> int:
     from ..training.train import train_run
 
     if args.resume:
-        fixed = ("config", "dataset", "data_dir", "batch_size", "lr", "seed", "name", "runs_dir")
+        fixed = ("config", "dataset", "data_dir", "batch_size", "lr", "seed", "name", "runs_dir", "init")
         for flag in fixed:
             if getattr(args, flag) is not None:
                 raise ConfigError(f"--{flag.replace('_', '-')} cannot change a run being resumed; "
@@ -46,7 +48,7 @@ def run(args) -> int:
     else:
         flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "train.epochs": args.epochs,
                  "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed,
-                 "train.device": args.device, "name": args.name, "runs_dir": args.runs_dir,
+                 "train.device": args.device, "train.init": args.init, "name": args.name, "runs_dir": args.runs_dir,
                  "data.download": True if args.download else None}
         overrides = [f"{k}={toml_value(v)}" for k, v in flags.items() if v is not None] + args.overrides
         cfg = load_config(args.config or "fast-mnist", overrides)
