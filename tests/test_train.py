@@ -131,5 +131,46 @@ def test_bfloat16_autocast_trains_float32_weights_and_really_changes_the_arithme
 
 
 def test_an_unknown_precision_is_refused_by_name():
-    with pytest.raises(ValueError, match="train.precision must be float32 or bfloat16"):
+    with pytest.raises(ValueError, match="train.precision must be auto, float32 or bfloat16"):
         load_config("smoke", ["train.precision=float16"])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bfloat16_only_on_bfloat16_hardware_and_the_run_records_it(tmp_path, monkeypatch, native):
+    import json
+
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: native, raising=False)
+    cfg = _run_cfg(tmp_path, 1)
+    assert cfg.train.precision == "auto"  # the default
+    run = train_run(cfg)
+    wanted = "bfloat16" if native else "float32"
+    assert f'precision = "{wanted}"' in (run / "config.toml").read_text()
+    assert json.loads((run / "environment.json").read_text())["native_bfloat16"] is native
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):  # resumed on the other kind of CPU
+        monkeypatch.setattr(torch.cpu, probe, lambda: not native, raising=False)
+    resumed = train_run(resume=run, epochs=2)  # ... keeps what the run ran with
+    assert load_checkpoint(resumed)["config"]["train"]["precision"] == wanted
+
+
+def test_init_fine_tunes_from_saved_weights_and_refuses_another_architecture(tmp_path):
+    base = train_run(_run_cfg(tmp_path / "base", 1))
+    start = load_model(base)
+    cfg = _run_cfg(tmp_path / "tuned", 1)
+    cfg.train.init, cfg.train.lr = str(base), 1e-12  # a rate too small to move a weight: the start shows
+    tuned = train_run(cfg)
+    after = load_checkpoint(tuned)
+    for k, v in start.state_dict().items():
+        assert torch.allclose(after["model_state"][k], v, atol=1e-6), k
+    assert f'init = "{base}"' in (tuned / "config.toml").read_text()  # the provenance is in the run's record
+    cfg.train.init = ""
+    fresh = load_checkpoint(train_run(cfg))  # the same seed without init starts elsewhere
+    assert not torch.allclose(fresh["model_state"]["enc_top.weight"], start.state_dict()["enc_top.weight"])
+    wider = _run_cfg(tmp_path / "wider", 1)
+    wider.model.hidden, wider.train.init = [64, 32], str(base)
+    with pytest.raises(ValueError, match="train.init: .* has model hidden = .*same architecture"):
+        train_run(wider)
+    wider.train.init = str(tmp_path / "missing")
+    with pytest.raises(ValueError, match="train.init: .*missing"):
+        train_run(wider)
+    assert not (tmp_path / "wider").exists()  # refused before a run folder was made

@@ -59,7 +59,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     cuda_graph: bool = True  # capture the training step as a CUDA graph on GPUs
     eval_batch_size: int = 1000
-    precision: str = "float32"  # float32 | bfloat16 (autocast of the step, inner attack included; float32 weights)
+    precision: str = "auto"  # auto (bfloat16 on bf16 hardware) | float32 | bfloat16 (autocast, float32 weights)
+    init: str = ""  # fine-tune: start from these weights (shipped name, run, checkpoint, export); "" = random
 
 
 @dataclass
@@ -248,7 +249,7 @@ def validate(cfg: Config) -> None:
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
         (t.lr > 0, "train.lr must be positive"),
         (t.lr_schedule in ("constant", "cosine", "onecycle"), "train.lr_schedule must be constant, cosine or onecycle"),
-        (t.precision in ("float32", "bfloat16"), "train.precision must be float32 or bfloat16"),
+        (t.precision in ("auto", "float32", "bfloat16"), "train.precision must be auto, float32 or bfloat16"),
         (0 <= t.warmup_frac < 1, "train.warmup_frac must lie in [0, 1)"),
         (t.alpha >= 0, "train.alpha must be non-negative"),
         (t.noise_std >= 0, "train.noise_std must be non-negative"),

@@ -26,6 +26,7 @@ from ..runs import (
     create_run_dir,
     environment_record,
     resolve_device,
+    resolve_precision,
     seed_everything,
     write_json,
 )
@@ -69,6 +70,27 @@ def build_model(cfg: Config, info: DatasetInfo | int | None = None, mean: tuple[
                                     label_free=m.label_free))
 
 
+def initial_weights(cfg: Config, model: StyleMemoryNet) -> None:
+    """Load ``cfg.train.init``'s weights (a shipped model's name, a run folder, a checkpoint or an exported
+    model) into ``model``, which must have the same architecture; the pixel statistics stay ``model``'s
+    (its dataset's, in float32). Raises ValueError naming the first field that differs."""
+    from ..checkpoint import CheckpointError
+    from ..pretrained import load_model  # the one loader of every kind of saved model
+
+    try:
+        source = load_model(cfg.train.init)
+    except CheckpointError as e:
+        raise ValueError(f"train.init: {e}") from None
+    old, new = dataclasses.asdict(source.spec), dataclasses.asdict(model.spec)
+    for key in new:
+        if key not in ("mean", "std") and old[key] != new[key]:
+            raise ValueError(f"train.init: {cfg.train.init} has model {key} = {old[key]!r} but this run's config "
+                             f"gives {new[key]!r}; fine-tuning needs the same architecture")
+    state = source.state_dict()
+    state["pixel_mean"], state["pixel_std"] = model.pixel_mean, model.pixel_std
+    model.load_state_dict(state)
+
+
 def note_resume(path: Path, before: Config, after: Config, epoch: int) -> None:
     """Append to a run's config.toml, as TOML comments, that it was resumed after ``epoch`` and which
     keys the resume changed (``--epochs``, ``--device``); what was written before stays as it was."""
@@ -106,7 +128,7 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
     eps_at = eps_schedule(cfg.adversary, steps)
     runner = runner_cls(model, optimizer, x, y, batch_size=t.batch_size, alpha=t.alpha,
                         noise_std=t.noise_std, shift=t.shift, adversary=adversary, style=cfg.style, flip=t.flip,
-                        precision=t.precision)
+                        precision=resolve_precision(t.precision, device))
     if world_size > 1:
         runner.distribute(rank, world_size)
     history = []
@@ -184,6 +206,7 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
         assert cfg is not None, "train_run needs a config or a run to resume"
         state, start_epoch = None, 0
     dev = init_from_env(resolve_device(cfg.train.device))
+    cfg.train.precision = resolve_precision(cfg.train.precision, dev)  # the run records what it ran with
     main = is_main()
     if cfg.train.batch_size % world()[1]:
         raise ValueError(f"train.batch_size ({cfg.train.batch_size}) must be divisible by the number of processes "
@@ -198,7 +221,10 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
     if state is not None:
         model = ckpt_io.model_from_checkpoint(state, dev).train()
     else:
-        model = build_model(cfg, info).to(dev)
+        model = build_model(cfg, info)
+        if cfg.train.init:
+            initial_weights(cfg, model)
+        model = model.to(dev)
     use_graph = dev.type == "cuda" and cfg.train.cuda_graph
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay, dev, use_graph)
 
