@@ -100,13 +100,15 @@ def evaluate(model, x_val, x, y, *, scores=("confidence",), eps=(0.1, 0.2, 0.3),
              out: str | os.PathLike, fpr: float = 0.05, feature_layer: str | None = None, autoencoder=None,
              batch_size: int = 500, sanity_n: int = 200, seed: int = 0, steps: int | None = None,
              step_size: float | None = None, queries: int | None = None, search_steps: int = 5,
-             targets: str = "all", resume: bool = False, name: str | None = None, full: bool = False) -> dict:
+             targets: str = "all", resume: bool = False, name: str | None = None, full: bool = False,
+             precision: str = "float32") -> dict:
     """Attack ``(x, y)`` with ``attacks`` (``"strong"`` or a list of names) at every ``eps`` against
     every score, thresholds fitted on ``x_val`` at ``fpr``; write the report folder ``robustgen attack``
     writes into ``out`` (new or empty; with ``resume=True`` an interrupted one, whose finished attacks
     are kept and not run again) and return it as :func:`robustgen.read_report` does. Each attack runs
     only on the inputs still standing for its score (a cascade); ``full=True`` runs every attack on
-    every input, for per-attack tables."""
+    every input, for per-attack tables; ``precision="bfloat16"`` runs the attacks' passes under bfloat16
+    autocast (outcomes judged in float32)."""
     x_val, x, y = _tensor(x_val, "x_val"), _tensor(x, "x"), _tensor(y, "y")
     check_clean(x, y, batch_size)
     check_clean(x_val, torch.zeros(len(x_val), dtype=torch.long), batch_size)
@@ -131,7 +133,8 @@ def evaluate(model, x_val, x, y, *, scores=("confidence",), eps=(0.1, 0.2, 0.3),
     entries = score_entries(model, scores, autoencoder)
     digests = run_digests(model, x_val, x, y, autoencoder)
     store = OutcomeStore(out / OUTCOMES, write=True, digests=digests)
-    kwargs = {"steps": steps, "step_size": step_size, "queries": queries, "search_steps": search_steps, "targets": targets}
+    kwargs = {"steps": steps, "step_size": step_size, "queries": queries, "search_steps": search_steps, "targets": targets,
+              "precision": precision}
     torch.manual_seed(seed)
     meta = {"checkpoint": str(model.meta.get("path")), "dataset": (model.meta.get("dataset") or {}).get("name", "given"),
             "autoencoder": str(autoencoder.meta.get("path")) if autoencoder is not None else None,

@@ -107,3 +107,18 @@ def test_resume_refuses_new_options_other_data_and_a_damaged_outcome(tmp_path, m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and kept.name in err[0] and "SHA-256" in err[0]
     assert main(["attack", "--resume", str(tmp_path)]) == 2 and "holds no run.json" in capsys.readouterr().err
+
+
+def test_a_record_made_before_an_option_existed_resumes_with_its_default(tmp_path):
+    from robustgen.cli import build_parser
+    from robustgen.cli.resume import FIXED, RECORD, _digest, apply_record
+
+    args = build_parser().parse_args(["attack"])
+    defaults = {k: getattr(args, k) for k in FIXED}
+    options = {**defaults, "method": "pgd", "eps": "0.3"}
+    del options["precision"]  # written before --precision was an option
+    record = {"options": options, "digests": {}}
+    (tmp_path / RECORD).write_text(json.dumps({**record, "sha256": _digest(record)}))
+    args.resume = str(tmp_path)
+    apply_record(args, defaults)
+    assert (args.method, args.eps, args.precision) == ("pgd", "0.3", "float32")

@@ -113,6 +113,26 @@ def test_unknown_attacks_and_budgets_are_refused(trained_model):
         make_attack("pgd", trained_model, 0.3, step_size=float("nan"))
 
 
+def test_bfloat16_attacks_run_their_passes_in_bfloat16_and_hand_back_float32_images(trained_model, mnist_small):
+    x, y = mnist_small[1][0][:32], mnist_small[1][1][:32]
+    seen, adv = [], {}
+    hook = trained_model.enc_top.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    try:
+        for precision in ("float32", "bfloat16"):
+            seen.clear()
+            attack = make_attack("pgd", trained_model, 0.3, steps=3, precision=precision)
+            adv[precision] = run_attack(attack, x, y, seed=0)
+            assert adv[precision].dtype == torch.float32
+            assert set(seen) == {getattr(torch, precision)}  # every pass of the attack in that arithmetic
+    finally:
+        hook.remove()
+    assert attack.budget.endswith("bfloat16 passes")  # the report says how it ran
+    assert not torch.equal(adv["float32"], adv["bfloat16"])
+    assert not any(p.dtype != torch.float32 for p in trained_model.parameters())  # the model is left as it was
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, got 'float16'"):
+        make_attack("pgd", trained_model, 0.3, precision="float16")
+
+
 @pytest.mark.parametrize("bad, words", [
     (lambda x, y: (x * 255, y, 500), "images must lie in \\[0, 1\\], found values in \\[0, 255\\]"),
     (lambda x, y: (x.masked_fill(x > 0.5, float("nan")), y, 500), "images contain NaN or infinite values"),

@@ -58,6 +58,7 @@ ATTACKS = {name: desc for name, (_, _, desc) in REGISTRY.items()}
 # attack, docs/your-own-detector.md)
 STRONG = ["pgd", "apgd", "autoattack", "square", "adaptive-pgd", "selective-pgd", "orthogonal-pgd", "guarded-apgd"]
 GRADIENT_FREE = {"square", "guarded-square"}
+PRECISIONS = ("float32", "bfloat16")
 DEFAULT_STEPS = pgd.DEFAULT_STEPS
 DEFAULT_STEP_SIZE = pgd.DEFAULT_STEP_SIZE
 
@@ -99,12 +100,15 @@ def _entry(name: str):
 
 def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: int | None = None,
                 step_size: float | None = None, random_start: bool = True, detector=None,
-                search_steps: int = 5, targets: str = "all", queries: int | None = None) -> Attack:
+                search_steps: int = 5, targets: str = "all", queries: int | None = None,
+                precision: str = "float32") -> Attack:
     """Build an attack by name (see ``ATTACKS``). ``steps``/``step_size`` left as None take each
     attack's own default (PGD-40 step 0.01; APGD and AutoAttack 100 iterations); ``queries`` is
     the gradient-free Square attack's budget (default 5,000).
     Detector-aware attacks need a fitted ``detector``; ``targets`` ("all" or "untargeted") picks
-    whether selective/orthogonal PGD also run targeted at every wrong class."""
+    whether selective/orthogonal PGD also run targeted at every wrong class. ``precision="bfloat16"``
+    computes the attack's passes under bfloat16 autocast (faster on bfloat16 hardware); what it found
+    is judged in float32 by the caller either way."""
     module, adaptive, _ = _entry(name)
     eps = parse_eps(eps)
     for label, value in (("steps", steps), ("queries", queries), ("search_steps", search_steps)):
@@ -114,10 +118,16 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
         raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")  # NaN fails `<= 0` tests
     if targets not in ("all", "untargeted"):
         raise ValueError(f"targets must be 'all' or 'untargeted', got {targets!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if adaptive and (detector is None or detector.threshold is None):
         raise ValueError(f"{name} attacks a detector: pass a fitted Detector")
-    return module.build(model, eps, steps=steps, step_size=step_size, random_start=random_start, detector=detector,
-                        search_steps=search_steps, targets=targets, queries=queries)
+    attack = module.build(model, eps, steps=steps, step_size=step_size, random_start=random_start, detector=detector,
+                          search_steps=search_steps, targets=targets, queries=queries)
+    if precision != "float32":
+        attack.precision = precision
+        attack.budget += f", {precision} passes"
+    return attack
 
 
 def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
@@ -147,7 +157,9 @@ def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int
         if seed is not None:
             torch.manual_seed(batch_seed(seed, i))
         sb = start[i:i + batch_size].to(device) if start is not None else None
-        x_adv = attack(xb, yb, sb).detach()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=attack.precision == "bfloat16"):
+            x_adv = attack(xb, yb, sb).detach()
+        x_adv = x_adv.to(xb.dtype)
         check_adversarial(xb, x_adv, attack.eps, attack.name)
         mine[i] = x_adv
         if on_batch:
@@ -161,6 +173,6 @@ def attack_device(attack: Attack) -> torch.device:
     return next(attack.model.parameters()).device
 
 
-__all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "REGISTRY", "STRONG", "check_adversarial", "default_budget",
-           "is_adaptive",
-           "make_attack", "parse_eps", "parse_eps_list", "run_attack"]
+__all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "PRECISIONS", "REGISTRY", "STRONG",
+           "check_adversarial", "default_budget", "is_adaptive", "make_attack", "parse_eps", "parse_eps_list",
+           "run_attack"]

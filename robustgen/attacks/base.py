@@ -35,6 +35,7 @@ class Attack:
     model: torch.nn.Module | None = None  # where the attack runs (its device); None: the CPU
     budget: str = ""  # the per-input budget in words, for reports ("40 steps, step 0.01, random start")
     starts: bool = False  # fn takes a third argument: where to begin, per input
+    precision: str = "float32"  # bfloat16: its forward and backward passes under bfloat16 autocast (run_attack)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
         if start is not None and self.starts:

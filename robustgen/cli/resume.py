@@ -12,7 +12,8 @@ RECORD = "run.json"
 # the options that define a run; with --resume only --device and --quiet may be given
 FIXED = ("checkpoint", "model", "dataset", "feature_layer", "runs_dir", "data_dir", "autoencoder", "method", "eps",
          "score", "n", "n_val", "fpr", "steps",
-         "step_size", "queries", "search_steps", "targets", "sanity_n", "batch_size", "seed", "out", "full")
+         "step_size", "queries", "search_steps", "targets", "sanity_n", "batch_size", "seed", "out", "full",
+         "precision")
 
 
 def defaults_of(parser) -> dict:
@@ -39,8 +40,8 @@ def apply_record(args, defaults: dict) -> dict:
     given = [f"--{k.replace('_', '-')}" for k in FIXED if getattr(args, k) != defaults[k] and getattr(args, k) != options.get(k)]
     if given:
         raise ValueError(f"{', '.join(given)} cannot change a run being resumed; only --device and --quiet can")
-    for k in FIXED:
-        setattr(args, k, options.get(k))
+    for k in FIXED:  # a key a record made before it existed held its default
+        setattr(args, k, options.get(k, defaults[k]))
     args.out = str(folder)
     return record
 
