@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 import robustgen
-from robustgen.runs import resolve_device
+from robustgen.runs import native_bfloat16, resolve_device
 
 ALPHA, NOISE, LR = 0.05, 0.1, 1e-3
 EPS, PGD_STEPS, PGD_STEP = 0.3, 5, 0.15
@@ -194,7 +194,8 @@ def main() -> None:
     # the peak of each precision timed (a CPU without bfloat16 units emulates it: minutes for one large product)
     peaks = {p: matmul_peak(device, getattr(torch, p)) for p in {"float32", *precisions}}
     result = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "threads": torch.get_num_threads(), "recipe": args.recipe, "batch_size": args.batch_size,
+              "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "native_bfloat16": native_bfloat16(device), "recipe": args.recipe, "batch_size": args.batch_size,
               "images": x.shape[0], "epoch_gflop": flops / 1e9, "matmul_peak_gflops": peaks,
               "reference_epoch_s": ref, "reference_all_s": ref_times, "reference_gflops": flops / ref / 1e9,
               "robustgen": {}}
