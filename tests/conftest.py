@@ -16,6 +16,18 @@ from robustgen.training.train import build_model, fit
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def float32_training_on_every_cpu():
+    """``train.precision = "auto"`` trains in bfloat16 on CPUs with bfloat16 units and in float32 elsewhere;
+    the tests' models must not depend on the machine, so here every CPU answers "no bfloat16 units" (a test
+    of ``auto`` itself sets its own answer)."""
+    patch = pytest.MonkeyPatch()
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        patch.setattr(torch.cpu, probe, lambda: False, raising=False)
+    yield
+    patch.undo()
+
+
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     """Write a uint8 array as an IDX file (the format of MNIST/EMNIST)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
