@@ -174,3 +174,22 @@ def test_init_fine_tunes_from_saved_weights_and_refuses_another_architecture(tmp
     with pytest.raises(ValueError, match="train.init: .*missing"):
         train_run(wider)
     assert not (tmp_path / "wider").exists()  # refused before a run folder was made
+
+
+def test_a_run_written_before_train_precision_existed_resumes_in_float32(tmp_path, monkeypatch):
+    from robustgen.training import train as train_module
+
+    run = train_run(_run_cfg(tmp_path, 1))
+    real = train_module.ckpt_io.load_checkpoint
+
+    def old_format(path):
+        state = real(path)
+        del state["config"]["train"]["precision"]
+        return state
+
+    monkeypatch.setattr(train_module.ckpt_io, "load_checkpoint", old_format)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):  # a CPU where auto would mean bfloat16
+        monkeypatch.setattr(torch.cpu, probe, lambda: True, raising=False)
+    train_run(resume=run, epochs=2)
+    monkeypatch.undo()
+    assert load_checkpoint(run)["config"]["train"]["precision"] == "float32"

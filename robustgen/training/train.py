@@ -193,6 +193,8 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
         state = ckpt_io.load_checkpoint(resume)
         run_dir = Path(state["path"]).parent
         cfg = config_from_dict(state["config"])
+        if "precision" not in state["config"].get("train", {}):  # written before the key: it trained in float32
+            cfg.train.precision = "float32"
         if epochs is not None:
             cfg.train.epochs = epochs
         if device is not None:
