@@ -14,7 +14,7 @@ from robustgen.attacks import (
     parse_eps_list,
     run_attack,
 )
-from robustgen.attacks.base import cascade
+from robustgen.attacks.base import bfloat16_passes, cascade
 from robustgen.attacks.orthogonal_pgd import OrthogonalPGD
 from robustgen.attacks.selective_pgd import SelectivePGD, orthogonalize
 from robustgen.evaluation.metrics import detection_row
@@ -131,6 +131,26 @@ def test_bfloat16_attacks_run_their_passes_in_bfloat16_and_hand_back_float32_ima
     assert not any(p.dtype != torch.float32 for p in trained_model.parameters())  # the model is left as it was
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, got 'float16'"):
         make_attack("pgd", trained_model, 0.3, precision="float16")
+
+
+def test_bfloat16_passes_hand_the_attack_float32_outputs(trained_model, mnist_small):
+    """torchattacks' APGD-T (AutoAttack's second attack) turns its loss into numpy, which has no
+    bfloat16: the model's outputs must come back float32 while its layers compute in bfloat16."""
+    import torchattacks
+
+    x, y = mnist_small[1][0][:16], mnist_small[1][1][:16]
+    inner, outer = [], []
+    hooks = [trained_model.enc_top.register_forward_hook(lambda m, i, o: inner.append(o.dtype))]
+    apgdt = torchattacks.APGDT(trained_model, eps=0.3, steps=2, n_classes=10)
+    attack = Attack("apgd-t", 0.3, apgdt, False, 2, trained_model, "2 steps", precision="bfloat16")
+    try:
+        adv = run_attack(attack, x, y, seed=0)
+        with bfloat16_passes("cpu"):
+            outer.append(trained_model(x).dtype)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert adv.dtype == torch.float32 and set(inner) == {torch.bfloat16} and outer == [torch.float32]
 
 
 @pytest.mark.parametrize("bad, words", [

@@ -12,6 +12,7 @@ run once per detector score.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable
 
@@ -30,7 +31,15 @@ from . import (
     selective_pgd,
     square,
 )
-from .base import Attack, AttackCheckError, check_adversarial, check_clean, parse_eps, parse_eps_list
+from .base import (
+    Attack,
+    AttackCheckError,
+    bfloat16_passes,
+    check_adversarial,
+    check_clean,
+    parse_eps,
+    parse_eps_list,
+)
 
 # name -> (module with build(model, eps, **options), detector-aware?, one-line description)
 REGISTRY = {
@@ -157,7 +166,7 @@ def run_attack(attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int
         if seed is not None:
             torch.manual_seed(batch_seed(seed, i))
         sb = start[i:i + batch_size].to(device) if start is not None else None
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=attack.precision == "bfloat16"):
+        with bfloat16_passes(device.type) if attack.precision == "bfloat16" else contextlib.nullcontext():
             x_adv = attack(xb, yb, sb).detach()
         x_adv = x_adv.to(xb.dtype)
         check_adversarial(xb, x_adv, attack.eps, attack.name)

@@ -4,6 +4,7 @@ misclassifying example (AutoAttack's way of combining attacks)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Sequence
@@ -187,3 +188,35 @@ def seeded(atk: Callable) -> Callable:
 
     call.__wrapped__ = atk
     return call
+
+
+def _as_float32(out):
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.dtype == torch.bfloat16 else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_as_float32(o) for o in out)
+    return out
+
+
+@contextlib.contextmanager
+def bfloat16_passes(device_type: str):
+    """Run what is inside under bfloat16 autocast, but hand back whatever the outermost module call
+    returns as float32: the layers compute in bfloat16, while an attack's losses, comparisons and
+    torchattacks' conversions to numpy (which has no bfloat16) see float32 logits and scores."""
+    depth = [0]
+
+    def enter(module, args):
+        depth[0] += 1
+
+    def leave(module, args, out):
+        depth[0] -= 1
+        return _as_float32(out) if depth[0] == 0 else None
+
+    hooks = [torch.nn.modules.module.register_module_forward_pre_hook(enter),
+             torch.nn.modules.module.register_module_forward_hook(leave, always_call=True)]
+    try:
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            yield
+    finally:
+        for hook in hooks:
+            hook.remove()
