@@ -6,7 +6,8 @@ a finished report (another precision, another budget) without running it again.
         reports/robust-mnist-conv4-pgd/attack-autoattack-apgd-bf16-eps0.3-n1000 --json ...
 
 Refuses reports of other weights or data (``model_sha256``, ``data_sha256``), of another N, or whose
-thresholds differ for a score they share.
+thresholds differ by more than 0.01 % for a score they share (the same fit on two CPUs differs in
+the seventh digit).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main() -> None:
     thresholds = {}
     for path, rep in zip(args.reports, reports):
         for score, t in rep["detection"].groupby("score")["threshold"].first().items():
-            if score in thresholds and not np.isclose(thresholds[score], t, rtol=1e-6):
+            if score in thresholds and not np.isclose(thresholds[score], t, rtol=1e-4):
                 raise SystemExit(f"{path}: the {score} threshold {t} differs from {thresholds[score]}")
             thresholds[score] = t
     rows = []
