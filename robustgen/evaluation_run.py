@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .attacks import ATTACKS, STRONG, check_clean, parse_eps, parse_eps_list
+from .attacks import ATTACKS, STRONG, check_clean, check_precision, parse_eps, parse_eps_list
 from .classifier import as_classifier
 from .detectors.detector import Detector, make_detector
 from .detectors.registry import AUTOENCODER_SCORES
@@ -117,6 +117,7 @@ def evaluate(model, x_val, x, y, *, scores=("confidence",), eps=(0.1, 0.2, 0.3),
     model = as_classifier(model, x.shape[1:], feature_layer=feature_layer, name=name)
     check_class_count(model, y, "y")
     device = next(model.parameters()).device
+    check_precision(precision)  # before anything is fitted or written into ``out``
     methods = list(STRONG) if attacks == "strong" else [attacks] if isinstance(attacks, str) else list(attacks)
     for m in methods:
         if m not in ATTACKS:

@@ -274,7 +274,9 @@ def test_evaluate_in_one_call_writes_the_report_attack_writes(model, mnist_small
         robustgen.evaluate(model, x_val, x[:, 0], y, eps=[0.2], attacks="pgd", out=tmp_path / "r2")
     with pytest.raises(ValueError, match="unknown attack 'cw'"):
         robustgen.evaluate(model, x_val, x, y, eps=[0.2], attacks=["pgd", "cw"], out=tmp_path / "r3")
-    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()  # nothing written
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, got 'float16'"):
+        robustgen.evaluate(model, x_val, x, y, eps=[0.2], attacks="pgd", out=tmp_path / "r4", precision="float16")
+    assert not any((tmp_path / r).exists() for r in ("r2", "r3", "r4"))  # nothing written
 
 
 class _WrongGradient(torch.autograd.Function):

@@ -100,6 +100,12 @@ def unbounded_step_size(name: str, steps: int | None = None, step_size: float | 
     return max(step_size or default, 2.5 / (steps or default_budget(name)[1]))
 
 
+def check_precision(precision: str) -> None:
+    """A ValueError naming ``precision`` unless it is one of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def _entry(name: str):
     try:
         return REGISTRY[name]
@@ -127,8 +133,7 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
         raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")  # NaN fails `<= 0` tests
     if targets not in ("all", "untargeted"):
         raise ValueError(f"targets must be 'all' or 'untargeted', got {targets!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if adaptive and (detector is None or detector.threshold is None):
         raise ValueError(f"{name} attacks a detector: pass a fitted Detector")
     attack = module.build(model, eps, steps=steps, step_size=step_size, random_start=random_start, detector=detector,
@@ -183,5 +188,5 @@ def attack_device(attack: Attack) -> torch.device:
 
 
 __all__ = ["ATTACKS", "Attack", "AttackCheckError", "GRADIENT_FREE", "PRECISIONS", "REGISTRY", "STRONG",
-           "check_adversarial", "default_budget", "is_adaptive", "make_attack", "parse_eps", "parse_eps_list",
+           "check_adversarial", "check_precision", "default_budget", "is_adaptive", "make_attack", "parse_eps", "parse_eps_list",
            "run_attack"]
