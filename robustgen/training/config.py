@@ -61,6 +61,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     precision: str = "auto"  # auto (bfloat16 on bf16 hardware) | float32 | bfloat16 (autocast, float32 weights)
     init: str = ""  # fine-tune: start from these weights (shipped name, run, checkpoint, export); "" = random
+    ema: float = 0.0  # weight averaging: decay per step of the saved weights' moving average (0 = off; 0.999)
 
 
 @dataclass
@@ -244,15 +245,14 @@ def validate(cfg: Config) -> None:
     """Raise :class:`ConfigError` naming the first key whose value is out of range."""
     t = cfg.train
     checks = [
-        (t.epochs >= 1, "train.epochs must be at least 1"),
+        (t.epochs >= 1 and t.batch_size >= 1, "train.epochs and train.batch_size must be at least 1"),
         (0 <= t.seed <= 2**32 - 1, f"train.seed must be a whole number in [0, {2**32 - 1}], got {t.seed}"),
-        (t.batch_size >= 1, "train.batch_size must be at least 1"),
         (t.lr > 0, "train.lr must be positive"),
         (t.lr_schedule in ("constant", "cosine", "onecycle"), "train.lr_schedule must be constant, cosine or onecycle"),
         (t.precision in ("auto", "float32", "bfloat16"), "train.precision must be auto, float32 or bfloat16"),
         (0 <= t.warmup_frac < 1, "train.warmup_frac must lie in [0, 1)"),
-        (t.alpha >= 0, "train.alpha must be non-negative"),
-        (t.noise_std >= 0, "train.noise_std must be non-negative"),
+        (t.alpha >= 0 and t.noise_std >= 0, "train.alpha and train.noise_std must be non-negative"),
+        (t.ema == 0 or 0 < t.ema < 1, f"train.ema must be 0 (off) or lie in (0, 1), got {t.ema}"),
         (0 <= t.shift <= 8, "train.shift must lie in 0..8 pixels"),
         (len(cfg.model.channels) == 2 and len(cfg.model.hidden) == 2,
          "model.channels and model.hidden must each have two entries (the paper's two conv and two FC layers)"),

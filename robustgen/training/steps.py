@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..model import StyleMemoryNet, recon_error
 from .adversary import InnerAttack, adversarial_loss
+from .averaging import WeightAverage
 from .config import StyleConfig
 from .style_losses import decoder_style, style_terms, train_class_vector
 
@@ -85,8 +86,9 @@ class EagerStep:
 
     def __init__(self, model, optimizer, x, y, *, batch_size: int, alpha: float, noise_std: float, shift: int,
                  adversary: InnerAttack | None = None, style: StyleConfig | None = None, flip: bool = False,
-                 precision: str = "float32"):
+                 precision: str = "float32", average: WeightAverage | None = None):
         self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
+        self.average = average  # updated after every optimizer step (outside a CUDA graph: one host sync)
         self.bf16 = precision == "bfloat16"  # autocast: bfloat16 matrix products (AMX on the CPU), float32 weights
         self.flip = flip
         self.batch_size, self.alpha, self.noise_std, self.shift = batch_size, alpha, noise_std, shift
@@ -140,6 +142,8 @@ class EagerStep:
         for i, lr in enumerate(lrs):
             self.set_schedule(lr, eps[i] if eps else None)
             self.step(perm[i * b:(i + 1) * b], generator)
+            if self.average is not None:
+                self.average.update()
             if on_step:
                 on_step()
         return self.sums.clone()
@@ -208,6 +212,8 @@ class GraphStep(EagerStep):
             self.set_schedule(lr, eps[i] if eps else None)
             self.idx.copy_(perm[i * b:(i + 1) * b])
             self.graph.replay()
+            if self.average is not None:
+                self.average.update()
             if on_step:
                 on_step()
         return self.sums.clone()

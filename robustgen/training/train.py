@@ -31,6 +31,7 @@ from ..runs import (
     write_json,
 )
 from .adversary import InnerAttack, eps_schedule
+from .averaging import WeightAverage
 from .config import Config, config_from_dict, to_toml, validate
 from .steps import EagerStep, GraphStep, load_optimizer_state, make_optimizer
 
@@ -108,11 +109,13 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, train_xy, val_xy, *,
         start_epoch: int = 0, on_epoch_end: Callable[[dict], None] | None = None,
-        progress: bool = False) -> list[dict]:
+        progress: bool = False, average: WeightAverage | None = None) -> list[dict]:
     """Train from ``start_epoch`` to ``cfg.train.epochs``; return one stats dict per epoch run.
 
     ``train_xy``/``val_xy`` are (x, y) tensors already on the model's device. With ``progress``
-    a tqdm bar per epoch shows the step count, then loss and validation accuracy.
+    a tqdm bar per epoch shows the step count, then loss and validation accuracy. With ``train.ema``
+    the validation figures are the averaged weights' (``average``, made here when not given; the
+    trained weights' accuracy is ``val_accuracy_trained``), and ``model`` ends holding the average.
     """
     t = cfg.train
     x, y = train_xy
@@ -125,10 +128,12 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
     use_graph = device.type == "cuda" and t.cuda_graph and world_size == 1  # DDP steps run eagerly
     runner_cls = GraphStep if use_graph else EagerStep
     adversary = InnerAttack(cfg.adversary, device) if cfg.adversary.method != "none" else None
+    if t.ema and average is None:
+        average = WeightAverage(model, t.ema)
     eps_at = eps_schedule(cfg.adversary, steps)
     runner = runner_cls(model, optimizer, x, y, batch_size=t.batch_size, alpha=t.alpha,
                         noise_std=t.noise_std, shift=t.shift, adversary=adversary, style=cfg.style, flip=t.flip,
-                        precision=resolve_precision(t.precision, device))
+                        precision=resolve_precision(t.precision, device), average=average)
     if world_size > 1:
         runner.distribute(rank, world_size)
     history = []
@@ -158,10 +163,12 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
             sums /= world_size
         ce, rec, extra = (sums / steps).tolist()  # the epoch's one host sync
         seconds = time.perf_counter() - start
-        val = evaluate(model, *val_xy, batch_size=t.eval_batch_size)
+        val = evaluate(average.module if average else model, *val_xy, batch_size=t.eval_batch_size)
         stats = {"epoch": epoch + 1, "loss": ce + t.alpha * rec + extra, "ce": ce, "recon": rec,
                  "val_accuracy": float("nan") if model.label_free else val["accuracy"], "val_recon": val["recon_pred_softmax"],
                  "lr_end": lrs[-1], "epoch_seconds": seconds}
+        if average:
+            stats["val_accuracy_trained"] = evaluate(model, *val_xy, batch_size=t.eval_batch_size)["accuracy"]
         if adversary:
             stats["adv_eps_end"] = eps[-1]
         if cfg.style.active:
@@ -172,6 +179,8 @@ def fit(model: StyleMemoryNet, optimizer: torch.optim.Optimizer, cfg: Config, tr
         history.append(stats)
         if on_epoch_end:
             on_epoch_end(stats)
+    if average:
+        model.load_state_dict(average.module.state_dict())
     return history
 
 
@@ -220,13 +229,18 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
     if train_xy[0].shape[0] < cfg.train.batch_size:  # refused before any run folder is made
         raise ValueError(f"the training set ({train_xy[0].shape[0]} images, data.limit_train = {cfg.data.limit_train}) "
                          f"is smaller than one batch (train.batch_size = {cfg.train.batch_size})")
+    average = None
     if state is not None:
         model = ckpt_io.model_from_checkpoint(state, dev).train()
+        if cfg.train.ema:  # the checkpoint's model is the average; the weights to train on are kept beside it
+            average = WeightAverage(model, cfg.train.ema, averaged_state=model.state_dict())
+            model.load_state_dict(state["extra"]["trained_state"])
     else:
         model = build_model(cfg, info)
         if cfg.train.init:
             initial_weights(cfg, model)
         model = model.to(dev)
+        average = WeightAverage(model, cfg.train.ema) if cfg.train.ema else None
     use_graph = dev.type == "cuda" and cfg.train.cuda_graph
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay, dev, use_graph)
 
@@ -243,7 +257,7 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
         run_dir = create_run_dir(cfg.runs_dir, cfg.name)
         (run_dir / "config.toml").write_text(to_toml(cfg))
     if not main:  # train in step with rank 0, write nothing
-        fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch)
+        fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch, average=average)
         return None
     env = environment_record(dev)
     env["processes"] = world()[1]
@@ -253,11 +267,14 @@ def train_run(cfg: Config | None = None, *, resume: str | Path | None = None, pr
                "shape": list(info.shape)}
 
     def save(stats: dict) -> None:  # the checkpoint first: a crash between the two loses no row (see restore)
-        ckpt_io.save_checkpoint(run_dir / ckpt_io.CHECKPOINT_NAME, model=model, optimizer=optimizer,
-                                epoch=stats["epoch"], config=cfg.to_dict(), dataset=dataset,
-                                extra={"val_accuracy": stats["val_accuracy"], "val_recon": stats["val_recon"],
-                                       "metrics_row": stats})
+        extra = {"val_accuracy": stats["val_accuracy"], "val_recon": stats["val_recon"], "metrics_row": stats}
+        if average:  # the run's model is the average; the trained weights are what a resume trains on
+            extra["trained_state"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        ckpt_io.save_checkpoint(run_dir / ckpt_io.CHECKPOINT_NAME, model=average.module if average else model,
+                                optimizer=optimizer, epoch=stats["epoch"], config=cfg.to_dict(), dataset=dataset,
+                                extra=extra)
         metrics.append(stats)
 
-    fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch, on_epoch_end=save, progress=progress)
+    fit(model, optimizer, cfg, train_xy, val_xy, start_epoch=start_epoch, on_epoch_end=save, progress=progress,
+        average=average)
     return run_dir
