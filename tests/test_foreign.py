@@ -230,6 +230,28 @@ def test_attack_and_detect_take_any_model_and_a_score_factory(user_code, capsys)
     assert len(pd.read_csv(user_code / "s.csv")) == 6
 
 
+def test_a_torchscript_model_is_attacked_in_bfloat16_when_asked(user_code, monkeypatch):
+    from robustgen.attacks.base import bfloat16_passes
+
+    monkeypatch.syspath_prepend(str(user_code))
+    net = __import__("userpkg10").build().eval()
+    script = torch.jit.script(net)
+    x = robustgen.load_dataset("mnist", "test", limit=8)[0]
+    with torch.no_grad():
+        plain = script(x)
+        with bfloat16_passes("cpu"):
+            eager_bf16, script_bf16 = net(x), script(x)
+    # autocast reaches the compiled graph: its layers compute in bfloat16, as the eager module's do
+    assert script_bf16.dtype == torch.float32 and torch.equal(script_bf16, eager_bf16)
+    assert not torch.equal(script_bf16, plain)
+    torch.jit.save(script, str(user_code / "net.pt"))
+    out = user_code / "report"
+    assert main(["attack", "--model", str(user_code / "net.pt"), "--dataset", "mnist", "--n-val", "300", "--n", "10",
+                 "--method", "pgd", "--eps", "0.2", "--steps", "3", "--precision", "bfloat16", "--score", "entropy",
+                 "--sanity-n", "0", "--out", str(out), "--quiet"]) == 0
+    assert robustgen.read_report(out)["meta"]["budget"]["pgd"].endswith("bfloat16 passes")
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--model", "userpkg10:broken", "--dataset", "mnist"], "userpkg10:broken raised RuntimeError: weights not found"),
     (["--model", "userpkg10:not_a_module", "--dataset", "mnist"], "must return a torch.nn.Module, it returned int"),
