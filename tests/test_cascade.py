@@ -10,7 +10,7 @@ from robustgen.attacks import make_attack, run_attack
 from robustgen.cli import main
 from robustgen.detectors.detector import make_detector
 from robustgen.evaluation.benchmark import run_benchmark
-from robustgen.evaluation.cascade import cascade_order, standing
+from robustgen.evaluation.cascade import cascade_order, full_order, standing
 from robustgen.evaluation.compare import score_table
 from robustgen.evaluation.worst_case import worst_case
 
@@ -20,6 +20,8 @@ def test_gradient_attacks_run_before_gradient_free_ones_and_oblivious_before_awa
                            "guarded-apgd", "apgd"])
     assert order == ["pgd", "apgd", "autoattack", "selective-pgd", "guarded-apgd", "adaptive-pgd", "square",
                      "guarded-square"]  # cheaper first within each kind
+    assert full_order(["guarded-square", "adaptive-pgd", "square", "selective-pgd", "pgd"]) == [
+        "pgd", "square", "selective-pgd", "adaptive-pgd", "guarded-square"]  # every oblivious one first
 
 
 def test_an_input_stands_for_a_score_until_some_attack_breaks_it_there():
@@ -45,7 +47,9 @@ def both(trained_model, mnist_small):
 def test_each_attack_of_a_cascade_runs_only_on_what_still_stands(both):
     cascade, full = both
     assert cascade.cascade and not full.cascade
-    assert cascade.order == ["pgd", "selective-pgd", "square"] and full.order == ["square", "selective-pgd", "pgd"]
+    # given square, selective-pgd, pgd: the full run runs both oblivious attacks before the detector-aware
+    # one, which begins at their examples (it ran second, before PGD, and had no PGD examples)
+    assert cascade.order == ["pgd", "selective-pgd", "square"] and full.order == ["pgd", "square", "selective-pgd"]
     for (method, eps, score), broken in cascade.broken.items():
         earlier = [b for (m, e, s), b in cascade.broken.items() if e == eps and s == score
                    and cascade.order.index(m) < cascade.order.index(method)]

@@ -14,7 +14,7 @@ import torch
 
 from ..attacks import is_adaptive
 from ..model import StyleMemoryNet, check_class_count
-from .cascade import Starts, cascade_order, standing
+from .cascade import Starts, cascade_order, full_order, standing
 from .gradients import check_gradients, with_estimates
 from .metrics import auroc, detection_row, roc_points
 from .outcomes import BenchmarkResult, Outcome, attack_outcome, fit_detectors, predict_and_errors, spread
@@ -66,7 +66,9 @@ def run_benchmark(model, x_val: torch.Tensor, x_test: torch.Tensor, y_test: torc
                                          "auroc_misclassified": auroc(clean_scores[s][correct], clean_scores[s][~correct])})
 
     result.cascade = not full
-    result.order = list(methods) if full else cascade_order(methods)
+    # never the order given: the detector-aware attacks must have the oblivious ones' examples to begin at
+    # (given `--method selective-pgd,pgd --full`, they had none)
+    result.order = full_order(methods) if full else cascade_order(methods)
     starts = Starts(tuple(x_test.shape))
     clean = Outcome("", pred_clean, err_clean_pred, err_clean_true, clean_scores, 0.0)
     for method in result.order:

@@ -34,6 +34,13 @@ def cascade_order(methods: list[str]) -> list[str]:
     return sorted(methods, key=lambda m: (m in GRADIENT_FREE, is_adaptive(m), COST.get(m, 200)))
 
 
+def full_order(methods: list[str]) -> list[str]:
+    """The order of a ``--full`` run: every oblivious attack (gradient-free ones included) before any
+    detector-aware one, so that each aware attack begins at the best of all the oblivious examples;
+    within each, gradient attacks first and cheaper before costlier."""
+    return sorted(methods, key=lambda m: (is_adaptive(m), m in GRADIENT_FREE, COST.get(m, 200)))
+
+
 def standing(broken: dict, correct: np.ndarray, eps: float, scores: list[str]) -> np.ndarray:
     """(N,) bool: inputs classified correctly when clean that no attack so far broke at ``eps``
     against at least one of ``scores``."""
