@@ -1,5 +1,5 @@
-"""What the diagnostic benchmarks share: naming a run, adding results to a JSON file, and the
-optimizer of a training trial."""
+"""What the diagnostic benchmarks share: naming a run, adding results to a JSON file, the
+optimizer of a training trial, and a model's predicted labels in batches."""
 
 from __future__ import annotations
 
@@ -42,3 +42,11 @@ def emit(result: dict, path: str | None) -> None:
     print(text)
     if path:
         Path(path).write_text(text + "\n")
+
+
+def predict(model, x, batch_size: int):
+    """The model's predicted labels for ``x``, ``batch_size`` images at a time, without gradients."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])

@@ -18,6 +18,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _results import predict  # benchmarks/_results.py (scripts run from this folder)
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
@@ -28,11 +29,6 @@ from robustgen.runs import resolve_device
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def predict(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
 def gradient_agreement(model, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[float, float]:

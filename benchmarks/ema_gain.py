@@ -14,18 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
+from _results import predict  # benchmarks/_results.py (scripts run from this folder)
 
 import robustgen
 from robustgen.attacks import make_attack, run_attack
 from robustgen.checkpoint import load_checkpoint, model_from_checkpoint
 from robustgen.evaluation.metrics import wilson_interval
 from robustgen.runs import resolve_device
-
-
-def predict(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
 def main() -> None:
