@@ -142,11 +142,15 @@ class EagerStep:
         for i, lr in enumerate(lrs):
             self.set_schedule(lr, eps[i] if eps else None)
             self.step(perm[i * b:(i + 1) * b], generator)
-            if self.average is not None:
-                self.average.update()
-            if on_step:
-                on_step()
+            self.after_step(on_step)
         return self.sums.clone()
+
+    def after_step(self, on_step: Callable[[], None] | None) -> None:
+        """What follows every optimizer step, on either path: the weight average, then the caller's hook."""
+        if self.average is not None:
+            self.average.update()
+        if on_step:
+            on_step()
 
 
 class _StepLoss(torch.nn.Module):
@@ -212,10 +216,7 @@ class GraphStep(EagerStep):
             self.set_schedule(lr, eps[i] if eps else None)
             self.idx.copy_(perm[i * b:(i + 1) * b])
             self.graph.replay()
-            if self.average is not None:
-                self.average.update()
-            if on_step:
-                on_step()
+            self.after_step(on_step)
         return self.sums.clone()
 
 
