@@ -50,6 +50,12 @@ def tiny_config(**train):
     return cfg
 
 
+def run_config(runs_dir, epochs: int, *overrides: str):
+    """``smoke`` as a quick ``train_run`` in ``runs_dir``: 1,024 training images, 500 for validation."""
+    return load_config("smoke", [f"runs_dir=\"{runs_dir}\"", f"train.epochs={epochs}", "data.limit_train=1024",
+                                 "data.val_size=500", "train.batch_size=128", "train.shift=1", *overrides])
+
+
 @pytest.fixture(scope="session")
 def trained_autoencoder(mnist_small):
     """A label-free autoencoder of the same size (the magnet scores' network), trained like

@@ -5,6 +5,7 @@ import csv
 
 import pytest
 import torch
+from conftest import run_config
 
 from robustgen.checkpoint import load_checkpoint
 from robustgen.pretrained import load_model
@@ -27,14 +28,9 @@ def test_the_average_is_the_exponential_moving_average_of_the_trained_weights():
     assert not torch.allclose(avg.module.enc_top.weight, model.enc_top.weight)
 
 
-def _cfg(tmp_path, epochs):
-    return load_config("smoke", [f"runs_dir=\"{tmp_path}\"", f"train.epochs={epochs}", "data.limit_train=1024",
-                                 "data.val_size=500", "train.batch_size=128", "train.ema=0.9"])
-
-
 def test_a_run_saves_the_average_and_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
-    straight = train_run(_cfg(tmp_path / "straight", 3))
-    first = train_run(_cfg(tmp_path / "resumed", 2))
+    straight = train_run(run_config(tmp_path / "straight", 3, "train.ema=0.9"))
+    first = train_run(run_config(tmp_path / "resumed", 2, "train.ema=0.9"))
     resumed = train_run(resume=first, epochs=3)
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     for key in ("model_state", "trained_state"):

@@ -2,7 +2,7 @@ import csv
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import run_config, tiny_config
 
 from robustgen.checkpoint import CheckpointError, load_checkpoint
 from robustgen.inference import evaluate
@@ -53,13 +53,8 @@ def test_schedules():
     assert lr_schedule("cosine", 1.0, 100)(50) == pytest.approx(0.5)
 
 
-def _run_cfg(tmp_path, epochs):
-    return load_config("smoke", [f"runs_dir=\"{tmp_path}\"", f"train.epochs={epochs}", "data.limit_train=1024",
-                                 "data.val_size=500", "train.batch_size=128", "train.shift=1"])
-
-
 def test_checkpoint_roundtrip_gives_identical_outputs(tmp_path):
-    run = train_run(_run_cfg(tmp_path / "a", 1))
+    run = train_run(run_config(tmp_path / "a", 1))
     ckpt = load_checkpoint(run)
     assert ckpt["epoch"] == 1 and ckpt["dataset"]["class_names"][3] == "3"
     model = load_model(run)
@@ -67,7 +62,7 @@ def test_checkpoint_roundtrip_gives_identical_outputs(tmp_path):
     x = torch.rand(4, 1, 28, 28)
     assert not model.training
     assert torch.equal(model.reconstruct(x), again.reconstruct(x))
-    reference = build_model(_run_cfg(tmp_path, 1), 10)
+    reference = build_model(run_config(tmp_path, 1), 10)
     reference.load_state_dict(ckpt["model_state"])
     assert torch.equal(reference.eval()(x), model(x))
     assert (run / "config.toml").is_file() and (run / "environment.json").is_file()
@@ -75,8 +70,8 @@ def test_checkpoint_roundtrip_gives_identical_outputs(tmp_path):
 
 
 def test_resume_continues_from_the_right_epoch(tmp_path):
-    straight = train_run(_run_cfg(tmp_path / "straight", 3))
-    first = train_run(_run_cfg(tmp_path / "resumed", 2))  # stands in for a run killed after epoch 2
+    straight = train_run(run_config(tmp_path / "straight", 3))
+    first = train_run(run_config(tmp_path / "resumed", 2))  # stands in for a run killed after epoch 2
     metrics = (first / "metrics.csv").read_text().splitlines(keepends=True)
     # killed after the checkpoint of epoch 2 was written and before its row was: the row comes back
     (first / "metrics.csv").write_text("".join(metrics[:-1]))
@@ -97,8 +92,8 @@ def test_resume_continues_from_the_right_epoch(tmp_path):
 
 
 def test_runs_never_overwrite(tmp_path):
-    a = train_run(_run_cfg(tmp_path, 1))
-    b = train_run(_run_cfg(tmp_path, 1))
+    a = train_run(run_config(tmp_path, 1))
+    b = train_run(run_config(tmp_path, 1))
     assert a != b and a.is_dir() and b.is_dir()
 
 
@@ -141,7 +136,7 @@ def test_auto_precision_is_bfloat16_only_on_bfloat16_hardware_and_the_run_record
 
     for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         monkeypatch.setattr(torch.cpu, probe, lambda: native, raising=False)
-    cfg = _run_cfg(tmp_path, 1)
+    cfg = run_config(tmp_path, 1)
     assert cfg.train.precision == "auto"  # the default
     run = train_run(cfg)
     wanted = "bfloat16" if native else "float32"
@@ -154,9 +149,9 @@ def test_auto_precision_is_bfloat16_only_on_bfloat16_hardware_and_the_run_record
 
 
 def test_init_fine_tunes_from_saved_weights_and_refuses_another_architecture(tmp_path):
-    base = train_run(_run_cfg(tmp_path / "base", 1))
+    base = train_run(run_config(tmp_path / "base", 1))
     start = load_model(base)
-    cfg = _run_cfg(tmp_path / "tuned", 1)
+    cfg = run_config(tmp_path / "tuned", 1)
     cfg.train.init, cfg.train.lr = str(base), 1e-12  # a rate too small to move a weight: the start shows
     tuned = train_run(cfg)
     after = load_checkpoint(tuned)
@@ -166,7 +161,7 @@ def test_init_fine_tunes_from_saved_weights_and_refuses_another_architecture(tmp
     cfg.train.init = ""
     fresh = load_checkpoint(train_run(cfg))  # the same seed without init starts elsewhere
     assert not torch.allclose(fresh["model_state"]["enc_top.weight"], start.state_dict()["enc_top.weight"])
-    wider = _run_cfg(tmp_path / "wider", 1)
+    wider = run_config(tmp_path / "wider", 1)
     wider.model.hidden, wider.train.init = [64, 32], str(base)
     with pytest.raises(ValueError, match="train.init: .* has model hidden = .*same architecture"):
         train_run(wider)
@@ -179,7 +174,7 @@ def test_init_fine_tunes_from_saved_weights_and_refuses_another_architecture(tmp
 def test_a_run_written_before_train_precision_existed_resumes_in_float32(tmp_path, monkeypatch):
     from robustgen.training import train as train_module
 
-    run = train_run(_run_cfg(tmp_path, 1))
+    run = train_run(run_config(tmp_path, 1))
     real = train_module.ckpt_io.load_checkpoint
 
     def old_format(path):
