@@ -31,7 +31,10 @@ def test_overrides_are_typed():
 @pytest.mark.parametrize("override, message", [
     ("train.lrate=1", "unknown config key 'train.lrate'"),
     ("train.epochs=2.5", "train.epochs must be of type int"),
-    ("train.epochs=0", "at least 1"),
+    ("train.epochs=0", "train.epochs must be at least 1, got 0"),
+    ("train.batch_size=0", "train.batch_size must be at least 1, got 0"),
+    ("train.noise_std=-0.1", "train.noise_std must be non-negative, got -0.1"),
+    ("train.alpha=-1", "train.alpha must be non-negative, got -1.0"),
     ("train.lr_schedule=linear", "constant, cosine or onecycle"),
     ("train", "section.key=value"),
     ("model.channels=[1, 2, 3]", "two entries"),

@@ -32,8 +32,9 @@ from ..runs import (
 )
 from .adversary import InnerAttack, eps_schedule
 from .averaging import WeightAverage
-from .config import Config, config_from_dict, to_toml, validate
+from .config import Config, config_from_dict, to_toml
 from .steps import EagerStep, GraphStep, load_optimizer_state, make_optimizer
+from .validation import validate
 
 
 def lr_schedule(kind: str, peak: float, total_steps: int, warmup_frac: float = 0.0) -> Callable[[int], float]:
