@@ -7,13 +7,8 @@ its key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..data import check_name, list_datasets
 from ..model import ENCODERS
-
-if TYPE_CHECKING:
-    from .config import Config
 
 STABILITY_MEASURES = ("style", "relative", "recon", "contrast")
 
@@ -30,8 +25,9 @@ def _dataset_ok(name: str) -> bool:
     return True
 
 
-def validate(cfg: Config) -> None:
-    """Raise :class:`ConfigError` naming the first key whose value is out of range."""
+def validate(cfg) -> None:
+    """Raise :class:`ConfigError` naming the first key of ``cfg`` (a ``Config``; not imported here: config.py
+    imports this module) whose value is out of range."""
     t = cfg.train
     checks = [
         (t.epochs >= 1, f"train.epochs must be at least 1, got {t.epochs}"),
