@@ -159,7 +159,8 @@ def _pct(text: str) -> float:
 
 def test_the_readmes_headline_figures_are_the_csvs_they_cite():
     """The 'Recommended models' table: clean accuracy, AutoAttack, threshold, worst case with its
-    interval, N and the eps-0 floor, each equal (as printed) to the report the row links."""
+    interval, N and the eps-0 floor, each equal (as printed) to the report the row links (the worst
+    case to the union of reports the row links, where it links one)."""
     readme = (ROOT / "README.md").read_text()
     table = readme.split("## Recommended models", 1)[1].split("\n\n")
     rows = [line for block in table[:4] for line in block.splitlines() if line.startswith("| MNIST") or line.startswith("| Fashion")]
@@ -183,6 +184,12 @@ def test_the_readmes_headline_figures_are_the_csvs_they_cite():
         assert _pct(aa) == round(100 * acc, 1), (model, aa, acc)
         threshold = detection.query("score == 'confidence'")["threshold"].iloc[0]
         assert float(cells[4]) == pytest.approx(threshold, rel=5e-3), (model, cells[4], threshold)
+        union = re.search(r"\((reports/benchmarks/union_worst_case[^)]+\.json)\)", cells[5])
+        if union:  # the worst case joins attacks of several reports (benchmarks/union_worst_case.py)
+            joined = json.loads((ROOT / union.group(1)).read_text())
+            assert any(r.endswith(report.name) for r in joined["reports"])  # the union includes the linked report
+            worst = pd.DataFrame(joined["rows"]).query("score == 'confidence'").set_index("eps").assign(
+                eps0_floor=worst["eps0_floor"])
         claims = re.findall(r"([\d.]+) %\**\s*\[([\d.]+), ([\d.]+)\] at eps ([\d.]+)", cells[5])
         assert claims, cells[5]
         for rate, lo, hi, eps in claims:
