@@ -12,8 +12,8 @@
 #   3. robust-mnist-conv4-pgd (the shipped MNIST model's recipe: Madry PGD-10 on conv4) at 40 epochs
 #      instead of 18 (its next lever: AutoAttack 92.5 %, the goal 93.0 %), exported (float16),
 #      AutoAttack at eps 0.3 on the first 1,000 test images of the exported weights
-#   4. robust-fashion-conv4 (the shipped Fashion-MNIST model's recipe) at 40 epochs instead of 24, the
-#      same at eps 0.1 (its next lever: validation accuracy still rose as the rate annealed)
+#   4. robust-fashion-conv4-ema (the shipped Fashion-MNIST model's recipe) at 80 epochs instead of 40, the
+#      same at eps 0.1 (its next lever: validation accuracy rose 86.14 -> 87.06 % over epochs 21-40)
 # Training runs come back whole (optimizer state kept: `robustgen train --resume` continues a cut one
 # on the CPU). DRY=1 runs every stage here on the CPU in miniature (a check of the script itself).
 set -u
@@ -78,9 +78,9 @@ measure() {  # NAME EPS: export the run (float16, test accuracy recorded), AutoA
   stage "3 robust-mnist-conv4-pgd, 40 epochs"
   train robust-mnist-conv4-pgd "$(cap 240 200)" --epochs "${C4_EPOCHS:-40}"
   measure robust-mnist-conv4-pgd 0.3
-  stage "4 robust-fashion-conv4, 40 epochs"
-  train robust-fashion-conv4 "$(cap 200 60)" --epochs "${FC4_EPOCHS:-40}"
-  measure robust-fashion-conv4 0.1
+  stage "4 robust-fashion-conv4-ema, 80 epochs"
+  train robust-fashion-conv4-ema "$(cap 200 60)" --epochs "${FC4_EPOCHS:-80}"
+  measure robust-fashion-conv4-ema 0.1
   stage "done"
   ls -la "$O" "$O/models"
 } 2>&1 | tee "$O/log.txt"
