@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..model import StyleMemoryNet, recon_error
 from .config import AdversaryConfig, StyleConfig
 from .style_losses import decoder_style, style_terms, train_class_vector
+from .weight_perturbation import WeightPerturbation
 
 
 def eps_schedule(cfg: AdversaryConfig, steps_per_epoch: int):
@@ -96,33 +97,48 @@ class InnerAttack:
         return (adv.detach() + self.eps * self.step_ratio * grad.sign()).clamp(0.0, 1.0)
 
 
+def classification_loss(cfg: AdversaryConfig, logits: torch.Tensor | None, logits_adv: torch.Tensor,
+                        y: torch.Tensor) -> torch.Tensor:
+    """The recipe's classification part: TRADES' clean cross-entropy + beta * KL(f(x) || f(x_adv)), or
+    the cross-entropy on the attacked inputs (with ``clean_weight`` of it taken on the clean ones; the
+    clean ``logits`` may be None when neither needs them)."""
+    if cfg.method == "trades":
+        kl = F.kl_div(logits_adv.log_softmax(dim=1), logits.softmax(dim=1), reduction="batchmean")
+        return F.cross_entropy(logits, y) + cfg.beta * kl
+    w = cfg.clean_weight
+    return (1.0 - w) * F.cross_entropy(logits_adv, y) + (w * F.cross_entropy(logits, y) if w else 0.0)
+
+
 def adversarial_loss(model: StyleMemoryNet, attack: InnerAttack, x_in: torch.Tensor, target: torch.Tensor,
                      y: torch.Tensor, alpha: float, generator: torch.Generator | None = None,
-                     style_cfg: StyleConfig | None = None):
+                     style_cfg: StyleConfig | None = None, awp: WeightPerturbation | None = None):
     """The training objective on a batch with its attacked copy. Returns (loss, ce, recon, style_loss).
 
     ``x_in`` is the (noisy) clean input, ``target`` the clean image it came from; the inner attack
     starts from ``target``. ``ce`` is the whole classification part (for TRADES, with the KL term).
-    The ``[style]`` terms (``style_cfg``) are taken on the clean branch.
+    The ``[style]`` terms (``style_cfg``) are taken on the clean branch. With ``awp`` the batch is
+    attacked first, the weights are then perturbed (``weight_perturbation``) and the whole loss is
+    taken at the perturbed weights; the caller restores them after the backward pass.
     """
     cfg = attack.cfg
+    trades = cfg.method == "trades"
+    x_adv = None
+    if awp is not None:
+        clean_logits = model(x_in) if trades or cfg.clean_weight else None
+        x_adv = attack.perturb(model, target, y, generator, clean_logits=clean_logits if trades else None)
+        awp.apply(classification_loss(cfg, clean_logits, model(x_adv), y))
     if style_cfg is not None and style_cfg.stability:
         x_in = x_in.detach().requires_grad_(True)  # the stability term steps along the input gradient
     logits, style = model.encode(x_in)
     rec_clean = recon_error(target, model.decode(train_class_vector(model, logits, y, style_cfg),
                                                  decoder_style(style, style_cfg, generator))).mean()
     extra = style_terms(model, style, y, style_cfg, generator, x_in=x_in, logits=logits, target=target)
-    trades = cfg.method == "trades"
-    x_adv = attack.perturb(model, target, y, generator, clean_logits=logits if trades else None)
+    if x_adv is None:
+        x_adv = attack.perturb(model, target, y, generator, clean_logits=logits if trades else None)
     logits_adv, style_adv = model.encode(x_adv)
     rebuild = target if cfg.recon_target == "clean" else x_adv
     rec_adv = recon_error(rebuild, model.decode(train_class_vector(model, logits_adv, y, style_cfg),
                                                 decoder_style(style_adv, style_cfg, generator))).mean()
-    if trades:
-        kl = F.kl_div(logits_adv.log_softmax(dim=1), logits.softmax(dim=1), reduction="batchmean")
-        ce = F.cross_entropy(logits, y) + cfg.beta * kl
-    else:
-        w = cfg.clean_weight
-        ce = (1.0 - w) * F.cross_entropy(logits_adv, y) + (w * F.cross_entropy(logits, y) if w else 0.0)
+    ce = classification_loss(cfg, logits, logits_adv, y)
     rec = 0.5 * (rec_clean + rec_adv)
     return ce + alpha * rec + extra, ce, rec, extra

@@ -78,6 +78,7 @@ class AdversaryConfig:
     beta: float = 6.0  # TRADES weight of KL(f(x) || f(x_adv)) (the TRADES paper's MNIST value)
     clean_weight: float = 0.0  # pgd only: share of the cross-entropy taken on clean inputs (0 = Madry)
     recon_target: str = "clean"  # what the decoder rebuilds from an attacked input: clean | attacked
+    awp: float = 0.0  # adversarial weight perturbation (Wu et al. 2020): relative size per layer (0 = off; 5e-3)
 
 
 @dataclass

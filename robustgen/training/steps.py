@@ -19,6 +19,7 @@ from .adversary import InnerAttack, adversarial_loss
 from .averaging import WeightAverage
 from .config import StyleConfig
 from .style_losses import decoder_style, style_terms, train_class_vector
+from .weight_perturbation import WeightPerturbation
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -93,6 +94,8 @@ class EagerStep:
         self.flip = flip
         self.batch_size, self.alpha, self.noise_std, self.shift = batch_size, alpha, noise_std, shift
         self.adversary = adversary
+        # adversarial weight perturbation: the step's gradient is taken at perturbed weights, restored before the update
+        self.awp = WeightPerturbation(model, adversary.cfg.awp) if adversary is not None and adversary.cfg.awp else None
         self.style = style if style is not None and style.active else None
         self.sums = torch.zeros(3, device=x.device)  # ce, recon, style terms
         self.rank, self.world = 0, 1
@@ -103,6 +106,8 @@ class EagerStep:
         of every global batch and DDP averages the gradients (so the update is the whole batch's)."""
         from torch.nn.parallel import DistributedDataParallel
 
+        if self.awp is not None:  # it moves the weights inside the loss, where DDP expects them fixed
+            raise ValueError("adversary.awp does not run under torchrun (DistributedDataParallel); train in one process")
         if self.batch_size % world:
             raise ValueError(f"train.batch_size ({self.batch_size}) must be divisible by the number of processes ({world})")
         self.rank, self.world = rank, world
@@ -112,7 +117,8 @@ class EagerStep:
     def losses(self, x_in: torch.Tensor, target: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None):
         """(loss, ce, recon, style terms) of one (noisy input, clean target, label) batch."""
         if self.adversary is not None:
-            return adversarial_loss(self.model, self.adversary, x_in, target, y, self.alpha, generator, style_cfg=self.style)
+            return adversarial_loss(self.model, self.adversary, x_in, target, y, self.alpha, generator,
+                                    style_cfg=self.style, awp=self.awp)
         return loss_terms(self.model, x_in, target, y, self.alpha, self.style, generator)
 
     def step(self, idx: torch.Tensor, generator: torch.Generator | None) -> None:
@@ -124,6 +130,8 @@ class EagerStep:
             loss, ce, rec, extra = self.loss_fn(x_in, target, self.y[idx], generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.awp is not None:
+            self.awp.restore()  # the gradient was taken at the perturbed weights; the update applies to w
         self.optimizer.step()
         self.sums += torch.stack([ce.detach(), rec.detach(), extra.detach()])
 

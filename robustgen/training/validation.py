@@ -71,6 +71,9 @@ def validate(cfg) -> None:
         (a.beta >= 0, "adversary.beta must be non-negative"),
         (0 <= a.clean_weight <= 1, "adversary.clean_weight must lie in [0, 1]"),
         (a.recon_target in ("clean", "attacked"), "adversary.recon_target must be clean or attacked"),
+        (0 <= a.awp < 1, f"adversary.awp must lie in [0, 1) (0 = off), got {a.awp}"),
+        (a.awp == 0 or a.method != "none", "adversary.awp perturbs the weights of adversarial training: "
+                                           "set adversary.method too"),
         (cfg.style.consistency >= 0 and cfg.style.critic >= 0, "style.consistency and style.critic must be non-negative"),
         (cfg.style.critic_hidden >= 0, "style.critic_hidden must be non-negative (0 = linear critic)"),
         (cfg.style.noise >= 0, "style.noise must be non-negative"),
