@@ -34,7 +34,7 @@ FORMAT = "robustgen-pretrained"
 # attack that knows its detector (README "Results", docs/robustness.md). A new model takes the place
 # here only when it beats the current one on AutoAttack and on the per-input worst case; the old one
 # stays loadable by name.
-RECOMMENDED = {"mnist": "robust-mnist-conv4-pgd", "fashion-mnist": "robust-fashion-conv4"}
+RECOMMENDED = {"mnist": "robust-mnist-conv4-pgd", "fashion-mnist": "robust-fashion-conv4-ema"}
 
 
 def pretrained_dir():
@@ -105,6 +105,10 @@ def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
     else:
         training = f"{adv['method']} eps {adv['eps']:g}, {adv['steps']} steps" + (
             f", beta {adv['beta']:g}" if adv["method"] == "trades" else "")
+        if adv.get("awp"):
+            training += f", awp {adv['awp']:g}"
+    if cfg.get("train", {}).get("ema"):  # the weights are a moving average of the trained ones
+        training += f", weight average {cfg['train']['ema']:g}"
     dataset = m.get("dataset", {}).get("name")
     return {"name": m["name"], "dataset": dataset, "recommended": folder is None and RECOMMENDED.get(dataset) == m["name"],
             "encoder": spec.get("encoder", "paper"),

@@ -86,7 +86,8 @@ def test_export_round_trip_and_no_overwrite(trained_model, tmp_path, capsys):
         robustgen.load_model(tmp_path / "out" / "tiny.pt")
 
 
-@pytest.mark.parametrize("name, encoder", [("robust-fashion", "paper"), ("robust-fashion-conv4", "conv4")])
+@pytest.mark.parametrize("name, encoder", [("robust-fashion", "paper"), ("robust-fashion-conv4", "conv4"),
+                                           ("robust-fashion-conv4-ema", "conv4")])
 def test_the_shipped_fashion_models_load_with_their_shape_and_normalisation(name, encoder):
     model = robustgen.load_model(name)  # SHA-256 checked
     manifest = read_manifest(name)
@@ -108,7 +109,7 @@ def test_the_shipped_fashion_autoencoder_matches_the_fashion_model():
     ae = robustgen.load_model("fashion-ae")  # SHA-256 checked
     assert ae.label_free and ae.meta["dataset"]["name"] == "fashion-mnist"
     assert "accuracy" not in read_manifest("fashion-ae")["test"]
-    for name in ("robust-fashion", "robust-fashion-conv4"):  # the magnet scores of either model use it
+    for name in ("robust-fashion", "robust-fashion-conv4", "robust-fashion-conv4-ema"):  # the magnet scores of each use it
         classifier = robustgen.load_model(name)
         assert check_autoencoder(ae, classifier) is ae
         assert ae.spec.mean == classifier.spec.mean  # the same training split's statistics
@@ -152,7 +153,9 @@ def test_the_models_command_lists_every_shipped_model_from_its_manifest(capsys):
     assert rows["robust-mnist"]["training"] == "pgd eps 0.3, 5 steps" and rows["fast-mnist"]["training"] == "clean"
     assert rows["mnist-ae"]["clean_accuracy"] is None and rows["mnist-ae"]["training"].startswith("autoencoder")
     assert rows["robust-fashion"]["dataset"] == "fashion-mnist" and not rows["robust-fashion"]["recommended"]
-    assert rows["robust-fashion-conv4"]["recommended"]  # it replaced robust-fashion, which stays loadable
+    assert rows["robust-fashion-conv4-ema"]["recommended"]  # it replaced robust-fashion-conv4, which stays loadable
+    assert not rows["robust-fashion-conv4"]["recommended"]
+    assert rows["robust-fashion-conv4-ema"]["training"] == "trades eps 0.1, 10 steps, beta 6, weight average 0.999"
     assert rows["robust-fashion-conv4"]["training"] == "trades eps 0.1, 10 steps, beta 6"
     assert rows["robust-mnist-conv4-pgd"]["recommended"] and not rows["robust-mnist"]["recommended"]  # replaced, loadable
     assert main(["models"]) == 0
@@ -172,7 +175,8 @@ def test_each_dataset_recommends_one_shipped_classifier_of_its_own():
 
 
 @pytest.mark.parametrize("adversary, words", [({"method": "trades", "steps": 10, "beta": 6.0}, "trades eps 0.3, 10 steps, beta 6"),
-                                              ({"method": "nfgsm", "nfgsm_noise": 1.0}, "nfgsm eps 0.3, noise 1 eps")])
+                                              ({"method": "nfgsm", "nfgsm_noise": 1.0}, "nfgsm eps 0.3, noise 1 eps"),
+                                              ({"method": "pgd", "steps": 10, "awp": 0.005}, "pgd eps 0.3, 10 steps, awp 0.005")])
 def test_describe_names_each_training_recipe(tmp_path, adversary, words):
     from robustgen.pretrained import describe
 
