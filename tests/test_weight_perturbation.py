@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import run_config
 
+from robustgen.checkpoint import load_checkpoint
 from robustgen.model import ModelSpec, StyleMemoryNet
 from robustgen.training.adversary import InnerAttack, adversarial_loss, classification_loss
 from robustgen.training.config import AdversaryConfig, ConfigError, load_config
@@ -114,8 +115,11 @@ def test_awp_is_validated_and_refused_without_an_adversary_or_under_torchrun(mni
 
 
 def test_a_run_trains_with_awp_and_records_it(tmp_path):
-    cfg = run_config(tmp_path, 1, "adversary.method=\"pgd\"", "adversary.eps=0.1", "adversary.steps=2",
-                     "adversary.awp=0.005")
-    run = train_run(cfg)
-    assert "awp = 0.005" in (run / "config.toml").read_text()
-    assert (run / "checkpoint.pt").is_file()
+    runs = {}
+    for awp in (0.0, 0.005):
+        runs[awp] = train_run(run_config(tmp_path / str(awp), 1, "adversary.method=\"pgd\"", "adversary.eps=0.1",
+                                         "adversary.steps=2", f"adversary.awp={awp}"))
+    assert "awp = 0.005" in (runs[0.005] / "config.toml").read_text()
+    plain, perturbed = (load_checkpoint(runs[a])["model_state"] for a in (0.0, 0.005))
+    assert all(torch.isfinite(v).all() for v in perturbed.values())
+    assert not torch.allclose(plain["enc_top.weight"], perturbed["enc_top.weight"], atol=1e-5)  # same seed: awp did it

@@ -27,21 +27,19 @@ class WeightPerturbation:
         self.gamma = gamma
         self.params = [p for p in model.parameters() if p.dim() > 1]
         self.saved = [torch.empty_like(p) for p in self.params]
-        self.applied = False
+        self.moved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (weight, its saved copy) until restored
 
     def apply(self, loss: torch.Tensor) -> None:
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        # the decoder plays no part in the classification loss (no gradient): it is neither moved nor copied
+        self.moved = [(p, w) for p, w, g in zip(self.params, self.saved, grads) if g is not None]
         with torch.no_grad():
-            for p, w, g in zip(self.params, self.saved, grads):
+            for (p, w), g in zip(self.moved, (g for g in grads if g is not None)):
                 w.copy_(p)
-                if g is not None:  # the decoder plays no part in the classification loss and stays
-                    p.add_(g * (self.gamma * p.norm() / (g.norm() + 1e-12)))
-        self.applied = True
+                p.add_(g * (self.gamma * p.norm() / (g.norm() + 1e-12)))
 
     def restore(self) -> None:
-        if not self.applied:
-            return
         with torch.no_grad():
-            for p, w in zip(self.params, self.saved):
+            for p, w in self.moved:
                 p.copy_(w)
-        self.applied = False
+        self.moved = []
