@@ -89,10 +89,28 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
     return model.to(device).eval()
 
 
+def measured(name: str) -> dict | None:
+    """A shipped model's figures under attack from ``pretrained/measured.csv`` (AutoAttack's robust
+    accuracy, the per-input worst case with a detector score, the eps-0 floor, each with its eps, N
+    and the report it came from; written by ``benchmarks/record_measured.py``), or None where none
+    was measured."""
+    path = Path(str(pretrained_dir())) / "measured.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["model"] == name]
+    if not rows:
+        return None
+    text = {"model", "autoattack_precision", "autoattack_report", "score", "worst_case_report", "model_sha256"}
+    counts = {"autoattack_n", "worst_case_n"}
+    return {k: v if k in text else int(v) if k in counts else float(v) for k, v in rows[-1].items()}
+
+
 def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
     """One shipped model in a line, from its manifest (the weights are not loaded): dataset, encoder,
     training recipe, epochs, clean test accuracy (or an autoencoder's reconstruction error), whether it
-    is its dataset's recommended model, and the first 12 hex digits of its weights' SHA-256."""
+    is its dataset's recommended model, the first 12 hex digits of its weights' SHA-256, and its
+    figures under attack where they were measured (``measured``)."""
     m = read_manifest(name, folder)
     cfg, spec, test = m.get("config", {}), m.get("model_spec", {}), m.get("test", {})
     adv = cfg.get("adversary", {})
@@ -114,7 +132,7 @@ def describe(name: str, folder: str | os.PathLike | None = None) -> dict:
             "encoder": spec.get("encoder", "paper"),
             "training": training, "epochs": m.get("epoch"), "clean_accuracy": test.get("accuracy"),
             "recon_error": test.get("recon"), "test_n": test.get("n"), "resumed": len(m.get("resumed", [])),
-            "sha256": m["sha256"][:12]}
+            "sha256": m["sha256"][:12], "measured": measured(name) if folder is None else None}
 
 
 def _last_metrics(run_dir: Path) -> dict:

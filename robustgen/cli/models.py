@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-HELP = "list the shipped models: dataset, encoder, training, clean test accuracy, the recommended one per dataset"
+HELP = ("list the shipped models: dataset, encoder, training, clean test accuracy, AutoAttack and the detector's "
+        "worst case where measured, the recommended one per dataset")
 
 
 def add_parser(sub) -> None:
@@ -35,8 +36,21 @@ def run(args) -> int:
               "encoder": r["encoder"], "training": r["training"], "epochs": r["epochs"],
               "clean test": f"{100 * r['clean_accuracy']:.2f} %" if r["clean_accuracy"] is not None
               else f"recon {r['recon_error']:.3f}",
+              "AutoAttack": _autoattack(r["measured"]), "worst case": _worst_case(r["measured"]),
               "sha256": r["sha256"]} for r in rows]
     print(markdown_table(table), end="")
     how = f"{Path(args.dir) / 'NAME.json'}" if args.dir else "NAME"
     print(f"\nload one with robustgen.load_model({how!r}) or pass --checkpoint {how}; the weights' SHA-256 is checked on load")
     return 0
+
+
+def _autoattack(m: dict | None) -> str:
+    return "-" if m is None else f"{100 * m['autoattack_accuracy']:.1f} % at eps {m['autoattack_eps']:g}"
+
+
+def _worst_case(m: dict | None) -> str:
+    """Misclassified and unflagged under the worst attack per input, with the floor clean inputs give."""
+    if m is None:
+        return "-"
+    floor = "-" if m["eps0_floor"] != m["eps0_floor"] else f"{100 * m['eps0_floor']:.1f} %"  # NaN: not recorded
+    return f"{100 * m['worst_case']:.1f} % ({m['score']}, eps {m['worst_case_eps']:g}; floor {floor})"
