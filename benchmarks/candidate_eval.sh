@@ -24,6 +24,11 @@
 # A step whose output exists is skipped (robustgen never overwrites a report), and an attack whose
 # folder holds no detection.md yet is continued with `robustgen attack --resume`, so a run cut by a
 # session end goes on where it stopped. Each step's wall time goes to reports/NAME/timings.txt.
+#
+# To ship a candidate that passes: copy EXPORT_DIR/NAME.{pt,json} into robustgen/pretrained/, name it in
+# RECOMMENDED, and record its figures for `robustgen models` with
+#   python benchmarks/record_measured.py NAME --autoattack reports/NAME/attack-autoattack-epsEPS-n1000 \
+#       --worst-case reports/benchmarks/union_worst_case_NAME.json
 set -euo pipefail
 if [ $# -lt 3 ]; then
     sed -n '5,6p' "$0" | sed 's/^# *//' >&2
