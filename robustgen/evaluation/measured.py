@@ -2,8 +2,8 @@
 ``robustgen models`` prints beside the clean accuracy (RobustBench's two columns, plus the detector's
 worst case), kept in ``robustgen/pretrained/measured.csv`` with the report each figure came from.
 
-    row = measured_row("robust-mnist-conv4-pgd",
-                       autoattack="reports/robust-mnist-conv4-pgd/attack-strong-confidence-eps0.3-n1000",
+    row = measured_row("robust-fashion-conv4-ema",
+                       autoattack="reports/robust-fashion-conv4-ema/attack-autoattack-eps0.1-n1000",
                        worst_case="reports/benchmarks/union_worst_case_robust-fashion-conv4-ema.json")
 
 ``worst_case`` is an attack report (its ``worst_case.csv``) or a JSON written by
@@ -57,8 +57,8 @@ def worst_case_figure(source: str | os.PathLike, score: str = "confidence", root
     source = Path(source)
     if source.suffix == ".json":
         rows, first = _union_rows(source)
-        floors = read_report(Path(root) / first)["worst_case"]
-        sha = read_report(Path(root) / first)["meta"].get("model_sha256")
+        named = read_report(Path(root) / first)
+        floors, sha = named["worst_case"], named["meta"].get("model_sha256")
     else:
         report = read_report(source)
         rows, floors, sha = report["worst_case"].to_dict("records"), report["worst_case"], report["meta"].get("model_sha256")
