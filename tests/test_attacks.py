@@ -133,6 +133,21 @@ def test_bfloat16_attacks_run_their_passes_in_bfloat16_and_hand_back_float32_ima
         make_attack("pgd", trained_model, 0.3, precision="float16")
 
 
+def test_a_gradient_free_attack_keeps_float32_passes_when_bfloat16_is_asked(trained_model, mnist_small):
+    """Square's random search keeps a candidate when the margin falls at all: below bfloat16's resolution
+    (measured: 5.7 points of robust accuracy given away on Fashion-MNIST), so its passes stay float32."""
+    x, y = mnist_small[1][0][:8], mnist_small[1][1][:8]
+    seen = []
+    hook = trained_model.enc_top.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    try:
+        attack = make_attack("square", trained_model, 0.3, queries=5, precision="bfloat16")
+        run_attack(attack, x, y, seed=0)
+    finally:
+        hook.remove()
+    assert attack.precision == "float32" and set(seen) == {torch.float32}
+    assert attack.budget.endswith("float32 passes (gradient-free: not bfloat16)")  # the report says so
+
+
 def test_bfloat16_passes_hand_the_attack_float32_outputs(trained_model, mnist_small):
     """torchattacks' APGD-T (AutoAttack's second attack) turns its loss into numpy, which has no
     bfloat16: the model's outputs must come back float32 while its layers compute in bfloat16."""
