@@ -46,7 +46,8 @@ def main() -> None:
         raise SystemExit(str(e)) from None
     print(f"{args.model}: AutoAttack {100 * row['autoattack_accuracy']:.1f} % at eps {row['autoattack_eps']:g} "
           f"(N = {row['autoattack_n']}), worst case {100 * row['worst_case']:.1f} % with {row['score']} "
-          f"(N = {row['worst_case_n']}, floor {100 * row['eps0_floor']:.1f} %)")
+          f"(N = {row['worst_case_n']}, {row['worst_case_precision']} attacks, floor {100 * row['eps0_floor']:.1f} %)"
+          .replace("floor nan %", "floor not recorded"))
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ def measured(name: str) -> dict | None:
         rows = [r for r in csv.DictReader(f) if r["model"] == name]
     if not rows:
         return None
-    text = {"model", "autoattack_precision", "autoattack_report", "score", "worst_case_report", "model_sha256"}
+    text = {"model", "autoattack_precision", "autoattack_report", "score", "worst_case_precision", "worst_case_report",
+            "model_sha256"}
     counts = {"autoattack_n", "worst_case_n"}
     return {k: v if k in text else int(v) if k in counts else float(v) for k, v in rows[-1].items()}
 

@@ -53,4 +53,5 @@ def _worst_case(m: dict | None) -> str:
     if m is None:
         return "-"
     floor = "-" if m["eps0_floor"] != m["eps0_floor"] else f"{100 * m['eps0_floor']:.1f} %"  # NaN: not recorded
-    return f"{100 * m['worst_case']:.1f} % ({m['score']}, eps {m['worst_case_eps']:g}; floor {floor})"
+    how = "" if m["worst_case_precision"] == "float32" else f", {m['worst_case_precision']} attacks"  # weaker
+    return f"{100 * m['worst_case']:.1f} % ({m['score']}, eps {m['worst_case_eps']:g}{how}; floor {floor})"

@@ -25,7 +25,7 @@ from .compare import read_report
 
 COLUMNS = ["model", "autoattack_eps", "autoattack_accuracy", "autoattack_n", "autoattack_precision", "autoattack_report",
            "score", "worst_case_eps", "worst_case", "worst_case_ci_low", "worst_case_ci_high", "worst_case_n",
-           "eps0_floor", "worst_case_report", "model_sha256"]
+           "eps0_floor", "worst_case_precision", "worst_case_report", "model_sha256"]
 
 
 def autoattack_figure(folder: str | os.PathLike) -> dict:
@@ -45,9 +45,10 @@ def autoattack_figure(folder: str | os.PathLike) -> dict:
             "model_sha256": meta.get("model_sha256")}
 
 
-def _union_rows(path: Path) -> tuple[list[dict], str]:
-    joined = json.loads(path.read_text())
-    return joined["rows"], joined["reports"][0]
+def _precision(metas: list[dict]) -> str:
+    """The attacks' arithmetic over one or several reports: float32, bfloat16, or mixed."""
+    found = {m.get("precision", "float32") for m in metas}  # reports before bfloat16 attacks ran float32
+    return found.pop() if len(found) == 1 else "mixed"
 
 
 def worst_case_figure(source: str | os.PathLike, score: str = "confidence", root: str | os.PathLike = ".") -> dict:
@@ -56,12 +57,13 @@ def worst_case_figure(source: str | os.PathLike, score: str = "confidence", root
     read relative to ``root``)."""
     source = Path(source)
     if source.suffix == ".json":
-        rows, first = _union_rows(source)
-        named = read_report(Path(root) / first)
-        floors, sha = named["worst_case"], named["meta"].get("model_sha256")
+        joined = json.loads(source.read_text())
+        named = [read_report(Path(root) / r) for r in joined["reports"]]
+        rows = joined["rows"]
     else:
-        report = read_report(source)
-        rows, floors, sha = report["worst_case"].to_dict("records"), report["worst_case"], report["meta"].get("model_sha256")
+        named = [read_report(source)]
+        rows = named[0]["worst_case"].to_dict("records")
+    floors, sha = named[0]["worst_case"], named[0]["meta"].get("model_sha256")
     mine = [r for r in rows if r["score"] == score]
     if not mine:
         raise ValueError(f"{source}: no worst case with the {score} score")
@@ -70,7 +72,7 @@ def worst_case_figure(source: str | os.PathLike, score: str = "confidence", root
     return {"score": score, "worst_case_eps": float(w["eps"]), "worst_case": float(w["undetected_success_rate"]),
             "worst_case_ci_low": float(w["ci_low"]), "worst_case_ci_high": float(w["ci_high"]), "worst_case_n": int(w["n"]),
             "eps0_floor": float(floor["eps0_floor"].iloc[0]) if not floor.empty and "eps0_floor" in floor else float("nan"),
-            "model_sha256": sha}
+            "worst_case_precision": _precision([r["meta"] for r in named]), "model_sha256": sha}
 
 
 def measured_row(model: str, autoattack: str | os.PathLike, worst_case: str | os.PathLike,
