@@ -10,7 +10,7 @@
 #   3. averaged vs trained weights:    reports/benchmarks/ema_gain_NAME.json   (only for train.ema runs)
 #   4. AutoAttack in bfloat16, a screen (about a quarter of float32's time):
 #                                      reports/NAME/attack-autoattack-bf16-epsEPS-n1000/
-#   5. the `strong` set without AutoAttack, every attack on every input, bfloat16:
+#   5. the `strong` set without AutoAttack, every attack on every input, bfloat16 (Square keeps float32):
 #                                      reports/NAME/attack-strong-bf16-confidence-epsEPS-n1000/
 #   6. AutoAttack in float32 (the figure the goals name):
 #                                      reports/NAME/attack-autoattack-epsEPS-n1000/
