@@ -55,7 +55,10 @@ def test_the_models_command_prints_them(capsys):
     m = measured(RECOMMENDED["mnist"])
     assert f"| {100 * m['autoattack_accuracy']:.1f} % at eps {m['autoattack_eps']:g} | {100 * m['worst_case']:.1f} % " in out
     assert "| recon 2.688 | - | - |" in out
-    assert "| 7.9 % (confidence, eps 0.1, bfloat16 attacks; floor 9.4 %) |" in out  # robust-fashion-conv4's union
+    from robustgen.cli.models import _worst_case
+
+    assert _worst_case({**m, "worst_case_precision": "mixed"}).endswith(", mixed attacks; floor 0.0 %)")
+    assert _worst_case({**m, "eps0_floor": float("nan")}).endswith("; floor -)")
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows["robust-fashion"]["measured"]["autoattack_n"] == 500 and rows["mnist-ae"]["measured"] is None
