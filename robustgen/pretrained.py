@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint, model_from_checkpoint, safe_load
+from .evaluation.measured import parse_row
 from .integrity import sha256_file
 from .model import StyleMemoryNet
 
@@ -99,12 +100,7 @@ def measured(name: str) -> dict | None:
         return None
     with path.open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["model"] == name]
-    if not rows:
-        return None
-    text = {"model", "autoattack_precision", "autoattack_report", "score", "worst_case_precision", "worst_case_report",
-            "model_sha256"}
-    counts = {"autoattack_n", "worst_case_n"}
-    return {k: v if k in text else int(v) if k in counts else float(v) for k, v in rows[-1].items()}
+    return parse_row(rows[-1]) if rows else None
 
 
 def describe(name: str, folder: str | os.PathLike | None = None) -> dict:

@@ -26,6 +26,15 @@ from .compare import read_report
 COLUMNS = ["model", "autoattack_eps", "autoattack_accuracy", "autoattack_n", "autoattack_precision", "autoattack_report",
            "score", "worst_case_eps", "worst_case", "worst_case_ci_low", "worst_case_ci_high", "worst_case_n",
            "eps0_floor", "worst_case_precision", "worst_case_report", "model_sha256"]
+TEXT = {"model", "autoattack_precision", "autoattack_report", "score", "worst_case_precision", "worst_case_report",
+        "model_sha256"}
+COUNTS = {"autoattack_n", "worst_case_n"}
+
+
+def parse_row(row: dict[str, str]) -> dict:
+    """A measured.csv row as read by ``csv.DictReader`` with its numbers as numbers (NaN where a
+    figure was not recorded)."""
+    return {k: v if k in TEXT else int(v) if k in COUNTS else float(v) for k, v in row.items()}
 
 
 def autoattack_figure(folder: str | os.PathLike) -> dict:
@@ -41,7 +50,7 @@ def autoattack_figure(folder: str | os.PathLike) -> dict:
                          "they left standing")
     row = rows.loc[rows["eps"].idxmax()]  # the largest eps it was run at: the headline budget
     return {"autoattack_eps": float(row["eps"]), "autoattack_accuracy": float(row["robust_acc"]), "autoattack_n": int(row["n"]),
-            "autoattack_precision": meta.get("precision", "float32"),  # reports before bfloat16 attacks ran float32
+            "autoattack_precision": _precision([meta]),
             "model_sha256": meta.get("model_sha256")}
 
 
