@@ -148,6 +148,37 @@ def test_a_gradient_free_attack_keeps_float32_passes_when_bfloat16_is_asked(trai
     assert attack.budget.endswith("float32 passes (gradient-free: not bfloat16)")  # the report says so
 
 
+def test_autoattack_keeps_its_square_in_float32_under_bfloat16(trained_model, mnist_small, monkeypatch):
+    """The same reason inside AutoAttack: its gradient attacks run in bfloat16, its Square in float32."""
+    from robustgen.attacks import square
+
+    x, y = mnist_small[1][0][:8], mnist_small[1][1][:8]
+    phase, seen = ["gradient"], {"gradient": set(), "square": set()}
+    real_make = square.make
+
+    def recording_make(model, eps, queries):
+        inner = real_make(model, eps, 5)
+
+        def call(xs, ys):
+            phase[0] = "square"
+            try:
+                return inner(xs, ys)
+            finally:
+                phase[0] = "gradient"  # the cascade's own check of what Square found runs in bfloat16
+        return call
+
+    monkeypatch.setattr(square, "make", recording_make)
+    hook = trained_model.enc_top.register_forward_hook(lambda m, i, o: seen[phase[0]].add(o.dtype))
+    try:
+        attack = make_attack("autoattack", trained_model, 0.001, steps=1, precision="bfloat16")
+        run_attack(attack, x, y, seed=0)
+    finally:
+        hook.remove()
+    assert seen["gradient"] == {torch.bfloat16}  # APGD-CE, APGD-T, FAB-T and the cascade's checks
+    assert seen["square"] == {torch.float32}  # reached (eps 0.001 breaks nothing first) and in float32
+    assert attack.budget.endswith("bfloat16 passes (Square float32)")
+
+
 def test_bfloat16_passes_hand_the_attack_float32_outputs(trained_model, mnist_small):
     """torchattacks' APGD-T (AutoAttack's second attack) turns its loss into numpy, which has no
     bfloat16: the model's outputs must come back float32 while its layers compute in bfloat16."""

@@ -123,8 +123,8 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
     Detector-aware attacks need a fitted ``detector``; ``targets`` ("all" or "untargeted") picks
     whether selective/orthogonal PGD also run targeted at every wrong class. ``precision="bfloat16"``
     computes the attack's passes under bfloat16 autocast (faster on bfloat16 hardware), except a
-    gradient-free attack's (``GRADIENT_FREE``), whose accept test needs float32; what it found is judged
-    in float32 by the caller either way."""
+    gradient-free attack's (``GRADIENT_FREE``, and AutoAttack's Square), whose accept test needs float32;
+    what it found is judged in float32 by the caller either way."""
     module, adaptive, _ = _entry(name)
     eps = parse_eps(eps)
     for label, value in (("steps", steps), ("queries", queries), ("search_steps", search_steps)):
@@ -147,6 +147,8 @@ def make_attack(name: str, model: torch.nn.Module, eps: float | str, *, steps: i
     elif precision != "float32":
         attack.precision = precision
         attack.budget += f", {precision} passes"
+        if getattr(module, "FLOAT32_PARTS", ""):  # AutoAttack's Square, for the same reason
+            attack.budget += f" ({module.FLOAT32_PARTS} float32)"
     return attack
 
 

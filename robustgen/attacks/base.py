@@ -198,6 +198,18 @@ def _as_float32(out):
     return out
 
 
+def float32_passes(atk: Callable) -> Callable:
+    """``atk`` with its passes in float32 even inside ``bfloat16_passes``: for the random search of a
+    gradient-free attack that is part of a larger one (AutoAttack's Square), whose accept test needs
+    float32 (see ``GRADIENT_FREE`` in ``robustgen.attacks``)."""
+    def call(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return atk(x, y)
+
+    call.__wrapped__ = atk
+    return call
+
+
 @contextlib.contextmanager
 def bfloat16_passes(device_type: str):
     """Run what is inside under bfloat16 autocast, but hand back whatever the outermost module call

@@ -59,8 +59,8 @@ def add_parser(sub) -> None:
                    help="selective/orthogonal-pgd: also run targeted at every wrong class (default: all)")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                    help="arithmetic of the attacks' passes: bfloat16 autocast is faster on CPUs with bfloat16 units "
-                   "(AVX512-BF16, AMX) and GPUs; gradient-free attacks (square) keep float32, and every outcome is judged in "
-                   "float32 either way (default: float32)")
+                   "(AVX512-BF16, AMX) and GPUs; gradient-free attacks (square, and AutoAttack's Square) keep float32, "
+                   "and every outcome is judged in float32 either way (default: float32)")
     p.add_argument("--full", action="store_true", help="run every attack on every input (per-attack tables); by "
                    "default each attack runs only on the inputs still standing for its score (a cascade: same worst "
                    "case, a fraction of the time)")
