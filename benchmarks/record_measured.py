@@ -12,6 +12,7 @@ is refused unless --replace; a model that is not shipped is refused.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from robustgen.evaluation.measured import measured_row, record
@@ -44,10 +45,10 @@ def main() -> None:
         record(row, path, replace=args.replace)
     except (ValueError, OSError, KeyError) as e:
         raise SystemExit(str(e)) from None
+    floor = "not recorded" if math.isnan(row["eps0_floor"]) else f"{100 * row['eps0_floor']:.1f} %"
     print(f"{args.model}: AutoAttack {100 * row['autoattack_accuracy']:.1f} % at eps {row['autoattack_eps']:g} "
           f"(N = {row['autoattack_n']}), worst case {100 * row['worst_case']:.1f} % with {row['score']} "
-          f"(N = {row['worst_case_n']}, {row['worst_case_precision']} attacks, floor {100 * row['eps0_floor']:.1f} %)"
-          .replace("floor nan %", "floor not recorded"))
+          f"(N = {row['worst_case_n']}, {row['worst_case_precision']} attacks, floor {floor})")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ misclassify (per input the first misclassifying example is kept):
 Built from torchattacks' parts because ``torchattacks.AutoAttack`` runs APGD for only 10
 iterations. Oblivious (attacks the classifier alone). ``steps`` scales the APGD/FAB iterations
 (``steps=100`` is the reference); Square keeps 5,000 queries. With ``precision="bfloat16"``
-(``make_attack``) Square still runs in float32, as it does alone (``FLOAT32_PARTS``).
+(``make_attack``) Square still runs in float32, as it does alone (``square.make``; ``FLOAT32_PARTS``
+names it in the budget).
 
     atk = build(model, 0.3); x_adv = atk(x, y)
 """
@@ -20,7 +21,7 @@ iterations. Oblivious (attacks the classifier alone). ``steps`` scales the APGD/
 from __future__ import annotations
 
 from . import square
-from .base import Attack, cascade, float32_passes, seeded
+from .base import Attack, cascade, seeded
 
 DEFAULT_STEPS = 100
 FLOAT32_PARTS = "Square"  # kept in float32 under bfloat16 passes: its random search needs it
@@ -36,7 +37,7 @@ def build(model, eps: float, *, steps: int | None = None, **_) -> Attack:
         seeded(torchattacks.APGDT(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, n_classes=n_classes)),
         seeded(torchattacks.FAB(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
                                 n_classes=n_classes)),
-        float32_passes(square.make(model, eps, square.DEFAULT_QUERIES)),
+        square.make(model, eps, square.DEFAULT_QUERIES),  # float32 passes (square.make)
     ]
     budget = steps + steps * (n_classes - 1) + steps * (n_classes - 1) + square.DEFAULT_QUERIES
     words = (f"APGD-CE {steps} + APGD-T {steps} x {n_classes - 1} targets + FAB-T {steps} x {n_classes - 1} "

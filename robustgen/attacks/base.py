@@ -199,9 +199,8 @@ def _as_float32(out):
 
 
 def float32_passes(atk: Callable) -> Callable:
-    """``atk`` with its passes in float32 even inside ``bfloat16_passes``: for the random search of a
-    gradient-free attack that is part of a larger one (AutoAttack's Square), whose accept test needs
-    float32 (see ``GRADIENT_FREE`` in ``robustgen.attacks``)."""
+    """``atk`` with its passes in float32 even inside ``bfloat16_passes``: for a random search whose
+    accept test needs float32 (``square.make``, alone or as AutoAttack's fourth attack)."""
     def call(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             return atk(x, y)

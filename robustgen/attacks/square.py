@@ -11,17 +11,19 @@ Default: 5,000 queries, one restart, p_init 0.8 (AutoAttack's budget).
 
 from __future__ import annotations
 
-from .base import Attack, seeded
+from .base import Attack, float32_passes, seeded
 
 DEFAULT_QUERIES = 5000
 
 
 def make(model, eps: float, queries: int):
-    """torchattacks' Square, seeded from the caller's RNG (see ``base.seeded``)."""
+    """torchattacks' Square, seeded from the caller's RNG (see ``base.seeded``), its passes in float32
+    wherever it runs (alone, or inside AutoAttack under bfloat16 passes): its random search keeps a
+    candidate when the margin falls at all, often by less than bfloat16 resolves."""
     import torchattacks
 
-    return seeded(torchattacks.Square(model, norm="Linf", eps=eps, n_queries=queries, n_restarts=1, p_init=0.8,
-                                      loss="margin"))
+    return float32_passes(seeded(torchattacks.Square(model, norm="Linf", eps=eps, n_queries=queries, n_restarts=1,
+                                                     p_init=0.8, loss="margin")))
 
 
 def build(model, eps: float, *, queries: int | None = None, **_) -> Attack:
