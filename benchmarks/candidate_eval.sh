@@ -8,7 +8,8 @@
 #   1. export RUN as NAME (float16) into EXPORT_DIR (default /tmp/robustgen-candidates)
 #   2. clean test accuracy:            reports/NAME/eval-test.{md,json}
 #   3. averaged vs trained weights:    reports/benchmarks/ema_gain_NAME.json   (only for train.ema runs)
-#   4. AutoAttack in bfloat16, a screen (about a quarter of float32's time):
+#   4. AutoAttack in bfloat16, a screen (about half of float32's time), skipped with SCREEN=no (when the
+#      float32 figure is wanted anyway and time is short):
 #                                      reports/NAME/attack-autoattack-bf16-epsEPS-n1000/
 #   5. the `strong` set without AutoAttack, every attack on every input, bfloat16 (Square keeps float32),
 #      or float32 with STRONG_PRECISION=float32 (as the recommended Fashion-MNIST row was measured):
@@ -45,6 +46,8 @@ RG=${ROBUSTGEN:-robustgen}
 PY=${PYTHON:-python}
 SP=${STRONG_PRECISION:-bfloat16}
 [[ $SP == bfloat16 || $SP == float32 ]] || { echo "candidate_eval.sh: STRONG_PRECISION is not bfloat16 or float32: $SP" >&2; exit 2; }
+SCREEN=${SCREEN:-yes}
+[[ $SCREEN == yes || $SCREEN == no ]] || { echo "candidate_eval.sh: SCREEN is not yes or no: $SCREEN" >&2; exit 2; }
 OUT=$ROOT/reports/$NAME
 MODEL=$EXPORT/$NAME.json
 mkdir -p "$OUT" "$ROOT/reports/benchmarks"
@@ -80,8 +83,10 @@ if $PY -c "import sys, tomllib; sys.exit(0 if tomllib.load(open(sys.argv[1], 'rb
     step ema-gain "$ROOT/reports/benchmarks/ema_gain_$NAME.json" $PY "$HERE/ema_gain.py" --run "$RUN" \
         --attacks pgd,apgd --eps "$EPS" --n 1000 --precision bfloat16 --json "$ROOT/reports/benchmarks/ema_gain_$NAME.json"
 fi
-step autoattack-bf16 "$AA16/detection.md" $RG attack --checkpoint "$MODEL" --method autoattack --precision bfloat16 \
-    --eps "$EPS" -n 1000 --score confidence --sanity-n 0 --quiet --out "$AA16"
+if [ "$SCREEN" = yes ]; then
+    step autoattack-bf16 "$AA16/detection.md" $RG attack --checkpoint "$MODEL" --method autoattack --precision bfloat16 \
+        --eps "$EPS" -n 1000 --score confidence --sanity-n 0 --quiet --out "$AA16"
+fi
 step "strong-$SP" "$STRONG/detection.md" $RG attack --checkpoint "$MODEL" --method "$strong" --full --precision "$SP" \
     --eps "$EPS" -n 1000 --score confidence --targets untargeted --queries 1000 --sanity-n 100 --quiet --out "$STRONG"
 step autoattack "$AA/detection.md" $RG attack --checkpoint "$MODEL" --method autoattack --eps "$EPS" -n 1000 \

@@ -81,10 +81,20 @@ def test_strong_precision_float32_runs_the_strong_set_in_float32_into_its_own_fo
     assert f"--out {tree}/reports/cand/attack-strong-confidence-eps0.1-n1000" in strong[0]
 
 
+def test_screen_no_skips_the_bfloat16_autoattack_and_runs_the_rest(tree):
+    done, calls = _run(tree, str(tree / "run"), "cand", "0.1", str(tree / "export"), SCREEN="no")
+    assert done.returncode == 0, done.stderr
+    assert [c.split()[1] for c in calls] == ["export", "eval", "attack", "attack",
+                                              f"{tree}/benchmarks/union_worst_case.py"]
+    assert "--full" in calls[2] and "--precision" not in calls[3] and "-bf16" not in calls[3]
+    assert not (tree / "reports" / "cand" / "attack-autoattack-bf16-eps0.1-n1000").exists()
+
+
 @pytest.mark.parametrize("args, env, message", [
     (("RUN", "cand", "0.1a"), {}, "EPS is not a number: 0.1a"),
     (("nowhere", "cand", "0.1"), {}, "no run nowhere"),
     (("RUN", "cand", "0.1"), {"STRONG_PRECISION": "float16"}, "STRONG_PRECISION is not bfloat16 or float32: float16"),
+    (("RUN", "cand", "0.1"), {"SCREEN": "off"}, "SCREEN is not yes or no: off"),
 ])
 def test_a_bad_argument_is_one_line_and_runs_nothing(tree, args, env, message):
     args = [str(tree / "run") if a == "RUN" else a for a in args]
